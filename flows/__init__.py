@@ -1,0 +1,1 @@
+"""Prefect flows, tasks and the ``pixtract`` command, over the ``pipeline`` library."""

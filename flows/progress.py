@@ -1,0 +1,24 @@
+"""Progress events from the flow to whoever listens (the CLI's progress bar)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+_listeners: list[Any] = []
+
+
+def subscribe(listener: Any) -> Callable[[], None]:
+    """Register an object with ``document(path, pages)`` and ``record(rec)``; returns an unsubscribe."""
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener)
+
+
+def document(path: str, pages: int) -> None:
+    for listener in list(_listeners):
+        listener.document(path, pages)
+
+
+def emit(record) -> None:
+    for listener in list(_listeners):
+        listener.record(record)

@@ -1,0 +1,124 @@
+"""Step 1: inputs (files, folders, globs) to Documents, or records of why not."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from .errors import UnreadableFile, UnsupportedFile
+from .records import Document
+
+PDF_EXTS = {".pdf"}
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".tif", ".tiff", ".bmp"}
+SUPPORTED_EXTS = PDF_EXTS | IMAGE_EXTS
+
+# Magic numbers decide the kind; the extension only decides what to look at in folders.
+_MAGIC = [
+    (b"%PDF-", "pdf", "PDF"),
+    (b"\x89PNG\r\n\x1a\n", "image", "PNG"),
+    (b"\xff\xd8\xff", "image", "JPEG"),
+    (b"GIF87a", "image", "GIF"),
+    (b"GIF89a", "image", "GIF"),
+    (b"II*\x00", "image", "TIFF"),
+    (b"MM\x00*", "image", "TIFF"),
+    (b"BM", "image", "BMP"),
+]
+
+
+@dataclass(frozen=True)
+class DiscoveryFailure:
+    """An input that is not a usable document; written as a failed record."""
+
+    path: str
+    sha256: str | None
+    error: Exception
+
+
+def sniff(head: bytes) -> tuple[str, str] | None:
+    """(kind, format) from a file's first bytes, or None if not a supported format."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image", "WEBP"
+    # A PDF header may sit after some junk bytes (the PDF spec allows 1024).
+    if b"%PDF-" in head[:1024]:
+        return "pdf", "PDF"
+    for magic, kind, fmt in _MAGIC:
+        if head.startswith(magic):
+            return kind, fmt
+    return None
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def expand(inputs: Iterable[str]) -> Iterator[str]:
+    """Paths from files, folders (recursive, sorted) and globs, without duplicates."""
+    seen: set[str] = set()
+
+    def emit(p: str) -> Iterator[str]:
+        key = os.path.realpath(p)
+        if key not in seen:
+            seen.add(key)
+            yield p
+
+    for item in inputs:
+        if os.path.isdir(item):
+            for root, dirs, files in os.walk(item, followlinks=False):
+                dirs.sort()
+                for name in sorted(files):
+                    if os.path.splitext(name)[1].lower() in SUPPORTED_EXTS:
+                        yield from emit(os.path.join(root, name))
+        elif os.path.lexists(item) or not glob.has_magic(item):
+            # A missing plain path is reported by identify(), not silently dropped.
+            yield from emit(item)
+        else:
+            for p in sorted(glob.glob(item, recursive=True)):
+                if os.path.isdir(p):
+                    yield from expand([p])
+                else:
+                    yield from emit(p)
+
+
+def identify(path: str) -> Document | DiscoveryFailure:
+    """Read a file's header and hash; never raises for a bad file."""
+    try:
+        if not os.path.exists(path):
+            raise UnreadableFile(f"{path}: no such file")
+        if not os.path.isfile(path):
+            raise UnsupportedFile(f"{path}: not a regular file")
+        with open(path, "rb") as f:
+            head = f.read(1024)
+        digest = sha256_file(path)
+    except (UnreadableFile, UnsupportedFile) as e:
+        return DiscoveryFailure(path, None, e)
+    except OSError as e:
+        return DiscoveryFailure(path, None, UnreadableFile(f"{path}: cannot read ({e.strerror or e})"))
+    size = os.path.getsize(path)
+    if size == 0:
+        return DiscoveryFailure(path, digest, UnreadableFile(f"{path}: empty file (0 bytes)"))
+    found = sniff(head)
+    if found is None:
+        ext = os.path.splitext(path)[1] or "no extension"
+        return DiscoveryFailure(
+            path,
+            digest,
+            UnsupportedFile(
+                f"{path}: not a supported document ({ext}); "
+                "pixtract reads PDF, PNG, JPEG, WEBP, GIF, TIFF and BMP"
+            ),
+        )
+    kind, fmt = found
+    return Document(path=path, abspath=os.path.abspath(path), sha256=digest, kind=kind, size=size, fmt=fmt)
+
+
+def discover(inputs: Iterable[str]) -> Iterator[Document | DiscoveryFailure]:
+    """Lazily identify every input."""
+    for path in expand(inputs):
+        yield identify(path)

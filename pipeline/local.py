@@ -1,0 +1,72 @@
+"""The local engine (profile ``local``): a page's text layer as Markdown, else Tesseract OCR.
+
+Born-digital pages go through pymupdf4llm (layout analysis from PyMuPDF's authors: tables as
+Markdown tables, reading order, headers and footers); scanned pages and images are OCRed.
+Both then get the same clean-up: hyphenated line breaks joined, running lines dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass
+
+import pymupdf4llm
+
+from . import markdown, mupdf, ocr, render
+from .records import ROUTE_LOCAL_OCR, ROUTE_LOCAL_TEXT, Document, Page, RenderSettings
+
+LOCAL_MODEL = "pixtract-local"
+RUNNING_SAMPLE = 40
+
+
+@dataclass
+class LocalAnswer:
+    markdown: str
+    route: str  # local-text or local-ocr
+    model: str
+
+
+def transcribe(
+    page: Page, settings: RenderSettings, running: set[str] | None = None, password: str | None = None
+) -> LocalAnswer:
+    """Markdown of one page, from the text layer when it has real text, else from OCR."""
+    md = ""
+    if page.document.kind == "pdf" and page.has_text_layer:
+        md = text_layer_markdown(page.document, page.number, password)
+        route, model = ROUTE_LOCAL_TEXT, f"{LOCAL_MODEL}/pymupdf4llm"
+    if not md.strip():  # no text layer, or one that yields nothing (e.g. invisible text)
+        lines = ocr.ocr_lines(render.ocr_image(page.document, page.number, settings, password))
+        md = markdown.ocr_to_markdown(lines)
+        route, model = ROUTE_LOCAL_OCR, f"{LOCAL_MODEL}/tesseract"
+    md = markdown.drop_running_lines(markdown.dehyphenate(md), running or set())
+    return LocalAnswer(markdown.tidy(md), route, model)
+
+
+def text_layer_markdown(doc: Document, number: int, password: str | None = None) -> str:
+    with mupdf.open_pdf(doc, password) as pdf:
+        # pymupdf4llm prints parser notes on stdout; keep our output clean.
+        with contextlib.redirect_stdout(io.StringIO()):
+            return pymupdf4llm.to_markdown(
+                pdf,
+                pages=[number - 1],
+                header=False,
+                footer=False,
+                use_ocr=False,
+                show_progress=False,
+            )
+
+
+def document_running_lines(doc: Document, password: str | None = None) -> set[str]:
+    """Running header/footer keys of a PDF, from the first and last lines of its pages."""
+    from .textlayer import running_lines
+
+    if doc.kind != "pdf":
+        return set()
+    with mupdf.open_pdf(doc, password) as pdf:
+        step = max(1, pdf.page_count // RUNNING_SAMPLE)  # a sample is enough for long documents
+        pages = []
+        for i in range(0, pdf.page_count, step):
+            text = pdf.load_page(i).get_text("text", sort=True)
+            pages.append([ln for ln in text.splitlines() if ln.strip()])
+    return running_lines(pages)

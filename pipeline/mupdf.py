@@ -1,0 +1,67 @@
+"""Shared access to MuPDF: one lock, a small cache of open documents.
+
+MuPDF is not thread-safe, even across different documents, so every PyMuPDF call in pixtract
+runs under ``LOCK``. Rendering a page takes milliseconds; OCR and model calls run outside it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+import pymupdf
+
+from .errors import UnreadableFile
+from .records import Document
+
+LOCK = threading.RLock()
+_CACHE: "OrderedDict[tuple[str, str], pymupdf.Document]" = OrderedDict()
+_CACHE_SIZE = 4
+
+pymupdf.TOOLS.mupdf_display_errors(False)  # errors surface as exceptions and records instead
+
+
+def _open(doc: Document, password: str | None) -> pymupdf.Document:
+    try:
+        pdf = pymupdf.open(doc.abspath, filetype="pdf")
+    except Exception as e:  # MuPDF raises its own FzError family and RuntimeError
+        raise UnreadableFile(f"{doc.path}: not a readable PDF ({_short(e)})") from None
+    if pdf.needs_pass:
+        if not password or not pdf.authenticate(password):
+            pdf.close()
+            what = "wrong password" if password else "no password given (use --password)"
+            raise UnreadableFile(f"{doc.path}: encrypted PDF, {what}")
+    if pdf.page_count == 0:
+        pdf.close()
+        raise UnreadableFile(f"{doc.path}: PDF has no pages")
+    return pdf
+
+
+@contextmanager
+def open_pdf(doc: Document, password: str | None = None) -> Iterator[pymupdf.Document]:
+    """Yield an open PDF under the MuPDF lock; keeps a few documents open for page-by-page use."""
+    key = (doc.abspath, doc.sha256)
+    with LOCK:
+        pdf = _CACHE.pop(key, None)
+        if pdf is None:
+            pdf = _open(doc, password)
+        _CACHE[key] = pdf
+        while len(_CACHE) > _CACHE_SIZE:
+            _, old = _CACHE.popitem(last=False)
+            old.close()
+        yield pdf
+
+
+def forget(doc: Document) -> None:
+    """Close a document once all its pages are done, to keep memory flat."""
+    with LOCK:
+        pdf = _CACHE.pop((doc.abspath, doc.sha256), None)
+        if pdf is not None:
+            pdf.close()
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0][:200]

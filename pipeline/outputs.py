@@ -1,0 +1,180 @@
+"""Step 6: records to files: results.jsonl, one Markdown file per document, manifest.json.
+
+Every file appears whole or not at all: each is written to a temporary file in the same
+folder, flushed to disk and renamed over its final name. results.jsonl grows in a spool file
+under ``.pixtract/`` while the run goes on and is renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from .records import STATUS_FAILED, STATUS_OK, Document, Record
+
+RESULTS = "results.jsonl"
+MANIFEST = "manifest.json"
+WORK_DIR = ".pixtract"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def atomic_write(path: str, data: str | bytes) -> None:
+    """Write a whole file or nothing: temp file in the same folder, fsync, rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are ordinary files
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress():
+            os.unlink(tmp)
+        raise
+
+
+class _suppress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return True
+
+
+def safe_name(name: str, fallback: str = "document") -> str:
+    """A file name that stays inside the output folder: no separators, NUL, dots-only or controls."""
+    name = unicodedata.normalize("NFC", name)
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C")
+    name = re.sub(r"[\\/:*?\"<>|]+", "_", name).strip(" .")
+    return name[:150] or fallback
+
+
+class MarkdownNames:
+    """Gives each document a distinct ``<stem>.md``; a repeated stem gets its hash appended."""
+
+    def __init__(self) -> None:
+        self._used: dict[str, str] = {}
+
+    def name_for(self, stem: str, sha256: str | None) -> str:
+        base = safe_name(stem)
+        name = f"{base}.md"
+        key = name.casefold()
+        if key in self._used and self._used[key] != sha256:
+            name = f"{base}-{(sha256 or 'nohash')[:8]}.md"
+        self._used.setdefault(name.casefold(), sha256 or "")
+        return name
+
+
+def document_markdown(doc_path: str, records: list[Record], total_pages: int) -> str:
+    """The Markdown transcription of one document, with a visible marker per page."""
+    parts = [f"# {doc_path}\n"]
+    for r in sorted(records, key=lambda r: (r.page or 0)):
+        where = f"{r.route or 'no route'}, {r.status}"
+        parts.append(f"<!-- pixtract page {r.page} of {total_pages}: {where} -->\n## Page {r.page}\n")
+        if r.status == STATUS_OK:
+            parts.append((r.answer or "").strip() + "\n" if (r.answer or "").strip() else "_(blank page)_\n")
+        else:
+            err = f"{r.error.type}: {r.error.message}" if r.error else r.status
+            parts.append(f"> **Page {r.page} {r.status.upper()}:** {err}\n")
+    return "\n".join(parts)
+
+
+class OutputWriter:
+    """Collects records as documents finish and writes the output files."""
+
+    def __init__(self, out: str) -> None:
+        self.out = out
+        os.makedirs(os.path.join(out, WORK_DIR), exist_ok=True)
+        self.spool_path = os.path.join(out, WORK_DIR, RESULTS + ".part")
+        self._spool = open(self.spool_path, "w", encoding="utf-8")
+        self.names = MarkdownNames()
+        self.documents: list[dict[str, Any]] = []
+        self.counts: Counter[tuple[str, str, str]] = Counter()  # (task, status, route)
+        self.tokens = Counter()
+        self.cost_usd = 0.0
+        self.records = 0
+
+    def _append(self, records: Iterable[Record]) -> None:
+        for r in records:
+            self._spool.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
+            self.counts[(r.task, r.status, r.route or "none")] += 1
+            self.tokens["input_tokens"] += r.usage.get("input_tokens", 0)
+            self.tokens["output_tokens"] += r.usage.get("output_tokens", 0)
+            self.cost_usd += r.cost_usd
+            self.records += 1
+        self._spool.flush()
+
+    def add_failure(self, record: Record, kind: str | None = None) -> None:
+        """A document that could not be read: one record, no Markdown file."""
+        self._append([record])
+        self.documents.append(
+            {"path": record.document, "sha256": record.sha256, "kind": kind, "pages": None,
+             "status": STATUS_FAILED, "markdown": None,
+             "error": record.error.message if record.error else None}
+        )
+
+    def add_document(self, doc: Document, pages: int, records: list[Record]) -> None:
+        records = sorted(records, key=lambda r: r.page or 0)
+        self._append(records)
+        name = self.names.name_for(doc.stem, doc.sha256)
+        atomic_write(os.path.join(self.out, name), document_markdown(doc.path, records, pages))
+        failed = sum(r.status == STATUS_FAILED for r in records)
+        self.documents.append(
+            {"path": doc.path, "sha256": doc.sha256, "kind": doc.kind, "format": doc.fmt,
+             "bytes": doc.size, "pages": pages, "markdown": name,
+             "status": STATUS_OK if not failed else ("partial" if failed < len(records) else STATUS_FAILED)}
+        )
+
+    def summary(self) -> dict[str, Any]:
+        by_status: Counter[str] = Counter()
+        by_route: Counter[str] = Counter()
+        for (task, status, route), n in self.counts.items():
+            by_status[status] += n
+            if status == STATUS_OK:
+                by_route[route] += n
+        return {
+            "records": self.records,
+            "by_status": dict(by_status),
+            "ok_by_route": dict(by_route),
+            "by_task": _by_task(self.counts),
+            "usage": dict(self.tokens) or {"input_tokens": 0, "output_tokens": 0},
+            "cost_usd": round(self.cost_usd, 6),
+        }
+
+    def finish(self, manifest: dict[str, Any]) -> None:
+        """Put results.jsonl in place and write manifest.json (last, so it marks a whole run)."""
+        self._spool.close()
+        with open(self.spool_path, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(self.spool_path, os.path.join(self.out, RESULTS))
+        atomic_write(os.path.join(self.out, MANIFEST), json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+
+    def abort(self) -> None:
+        self._spool.close()
+
+
+def _by_task(counts: Counter) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for (task, status, route), n in counts.items():
+        t = out.setdefault(task, {"ok": {}, "failed": 0, "skipped": 0, "total": 0})
+        t["total"] += n
+        if status == STATUS_OK:
+            t["ok"][route] = t["ok"].get(route, 0) + n
+        else:
+            t[status] = t.get(status, 0) + n
+    return out
+
+
+def read_results(out: str) -> list[Record]:
+    with open(os.path.join(out, RESULTS), encoding="utf-8") as f:
+        return [Record.from_json(json.loads(line)) for line in f if line.strip()]

@@ -1,0 +1,126 @@
+"""Records that cross module lines: documents, pages and the output record."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+# Routes a page answer can come from (DESIGN.md, "The record").
+ROUTE_LOCAL_TEXT = "local-text"
+ROUTE_LOCAL_OCR = "local-ocr"
+ROUTE_VISION = "vision"
+ROUTE_VISION_ALT = "vision-alt"
+ROUTE_TEXT_FALLBACK = "text-fallback"
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+STATUS_SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Document:
+    """One input file, identified by the SHA-256 of its bytes."""
+
+    path: str  # as given (or as found under a given folder)
+    abspath: str
+    sha256: str
+    kind: str  # "pdf" or "image"
+    size: int
+    fmt: str = ""  # detected format, e.g. "PDF", "PNG", "TIFF"
+
+    @property
+    def stem(self) -> str:
+        import os
+
+        return os.path.splitext(os.path.basename(self.path))[0]
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """How pages become model-ready images. Part of every cache key."""
+
+    max_edge: int = 1024  # Pixtral's native long edge (model-apis.md §5)
+    dpi_cap: int = 200  # never render a PDF page above this DPI
+    jpeg_quality: int = 90
+    max_pixels: int = 89_478_485  # Pillow's own default bomb threshold
+    image_format: str = "auto"  # "auto" | "png" | "jpeg" (see render.choose_format)
+
+
+@dataclass
+class Page:
+    """A rendered page: the encoded image, its size and the page's text layer."""
+
+    document: Document
+    number: int  # 1-based
+    image: bytes
+    mime: str
+    width: int
+    height: int
+    text: str  # text layer ("" for images and scans)
+    render_ms: float = 0.0
+    source_dpi: float | None = None
+
+    @property
+    def has_text_layer(self) -> bool:
+        from .textlayer import has_real_text
+
+        return has_real_text(self.text)
+
+
+@dataclass
+class ErrorInfo:
+    type: str
+    message: str
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> "ErrorInfo":
+        return cls(type=getattr(exc, "type", None) or type(exc).__name__, message=str(exc))
+
+
+@dataclass
+class Record:
+    """One line of results.jsonl: one (document, page, task)."""
+
+    document: str
+    sha256: str | None
+    page: int | None
+    task: str
+    route: str | None
+    status: str
+    answer: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    usage: dict[str, int] = field(default_factory=lambda: {"input_tokens": 0, "output_tokens": 0})
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    error: ErrorInfo | None = None
+    attempts: int = 0
+    fallback_reason: str | None = None
+    flags: list[str] = field(default_factory=list)
+    image: dict[str, Any] | None = None  # {"width", "height", "bytes", "mime"}
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Record":
+        d = dict(d)
+        err = d.get("error")
+        d["error"] = ErrorInfo(**err) if err else None
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def document_failure(document: str, sha256: str | None, task: str, exc: BaseException) -> Record:
+    """The single record for a document that could not be read at all."""
+    return Record(
+        document=document,
+        sha256=sha256,
+        page=None,
+        task=task,
+        route=None,
+        status=STATUS_FAILED,
+        error=ErrorInfo.from_exception(exc),
+    )

@@ -1,0 +1,212 @@
+"""Step 2: a Document to Pages, each a model-ready image plus its text layer.
+
+Image rule (documented in the README):
+- size: the long edge becomes ``max_edge`` px (1024, Pixtral's native size, model-apis.md §5);
+  a PDF page is rendered straight to that size, never above ``dpi_cap`` DPI, so a small page
+  is not blown up; an image is only ever downscaled.
+- format: PNG for line art (born-digital PDF pages, charts, images with few colours), where it
+  keeps small print sharp and is small; JPEG (quality 90) for photographic content (scans,
+  photos), where PNG would be several times larger for no gain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import time
+from collections.abc import Iterator
+
+import pymupdf
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+
+from . import mupdf
+from .errors import DecompressionBomb, RenderError, UnreadableFile
+from .records import Document, Page, RenderSettings
+
+# We apply our own pixel budget (RenderSettings.max_pixels) before decoding; Pillow's warning
+# at the same threshold would only add noise.
+Image.MAX_IMAGE_PIXELS = None
+
+PNG, JPEG = "image/png", "image/jpeg"
+OCR_DPI, OCR_MIN_EDGE, OCR_MAX_EDGE = 300, 1600, 4200
+
+
+def count_pages(doc: Document, password: str | None = None) -> int:
+    """Pages in a document: PDF pages, TIFF frames, 1 for other images (GIF: first frame)."""
+    if doc.kind == "pdf":
+        with mupdf.open_pdf(doc, password) as pdf:
+            return pdf.page_count
+    with _open_image(doc) as img:
+        if (doc.fmt or img.format) == "TIFF":
+            return getattr(img, "n_frames", 1)
+        return 1
+
+
+def iter_pages(doc: Document, settings: RenderSettings, password: str | None = None) -> Iterator[Page]:
+    """Render pages one at a time; only the current page is held in memory."""
+    for number in range(1, count_pages(doc, password) + 1):
+        yield render_page(doc, number, settings, password)
+
+
+def render_page(doc: Document, number: int, settings: RenderSettings, password: str | None = None) -> Page:
+    t0 = time.perf_counter()
+    if doc.kind == "pdf":
+        page = _render_pdf_page(doc, number, settings, password)
+    else:
+        page = _render_image_frame(doc, number, settings)
+    page.render_ms = (time.perf_counter() - t0) * 1000
+    return page
+
+
+def ocr_image(doc: Document, number: int, settings: RenderSettings, password: str | None = None) -> bytes:
+    """A greyscale PNG of a page for Tesseract: 300 DPI for PDFs (OCR wants about 30 px per
+    line of body text, far more than the model image has), originals for images, with small
+    images enlarged. The long edge stays within OCR_MAX_EDGE."""
+    if doc.kind == "pdf":
+        with mupdf.open_pdf(doc, password) as pdf:
+            page = pdf.load_page(number - 1)
+            long_pt = max(page.rect.width, page.rect.height, 1e-6)
+            zoom = min(OCR_DPI / 72.0, OCR_MAX_EDGE / long_pt)
+            pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csGRAY, alpha=False)
+            img = Image.frombytes("L", (pix.width, pix.height), pix.samples)
+            del pix
+    else:
+        big = dataclasses.replace(settings, max_edge=OCR_MAX_EDGE)
+        with _open_image(doc) as src:
+            if number > 1:
+                src.seek(number - 1)
+            img = _normalise(src, big).convert("L")
+        long_px = max(img.size)
+        if long_px < OCR_MIN_EDGE:
+            f = min(3.0, OCR_MIN_EDGE / long_px)
+            img = img.resize((round(img.width * f), round(img.height * f)), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, "PNG", compress_level=1)
+    return buf.getvalue()
+
+
+# --- PDF -----------------------------------------------------------------------------------
+
+
+def pdf_zoom(width_pt: float, height_pt: float, settings: RenderSettings) -> float:
+    """Scale factor from PDF points to pixels: long edge to max_edge, capped at dpi_cap."""
+    long_pt = max(width_pt, height_pt, 1e-6)
+    return min(settings.max_edge / long_pt, settings.dpi_cap / 72.0)
+
+
+def _render_pdf_page(doc: Document, number: int, settings: RenderSettings, password: str | None) -> Page:
+    with mupdf.open_pdf(doc, password) as pdf:
+        if not 1 <= number <= pdf.page_count:
+            raise RenderError(f"{doc.path}: page {number} out of range (1-{pdf.page_count})")
+        try:
+            page = pdf.load_page(number - 1)
+            rect = page.rect  # already rotated by /Rotate
+            zoom = pdf_zoom(rect.width, rect.height, settings)
+            pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
+            text = page.get_text("text", sort=True)
+            photographic = _image_coverage(page) > 0.5
+            mode = "L" if pix.n == 1 else "RGB"
+            img = Image.frombytes(mode, (pix.width, pix.height), pix.samples)
+            del pix
+        except Exception as e:
+            raise RenderError(f"{doc.path} page {number}: cannot render ({mupdf._short(e)})") from None
+    data, mime = encode(img, photographic, settings)
+    return Page(doc, number, data, mime, img.width, img.height, text, source_dpi=round(zoom * 72, 1))
+
+
+def _image_coverage(page: pymupdf.Page) -> float:
+    """Share of the page area covered by raster images (a scan is close to 1)."""
+    area = abs(page.rect) or 1.0
+    covered = 0.0
+    for info in page.get_image_info():
+        bbox = pymupdf.Rect(info["bbox"]) & page.rect
+        covered += abs(bbox)
+    return min(covered / area, 1.0)
+
+
+# --- images --------------------------------------------------------------------------------
+
+
+def _open_image(doc: Document) -> Image.Image:
+    try:
+        img = Image.open(doc.abspath)
+    except UnidentifiedImageError:
+        raise UnreadableFile(f"{doc.path}: not a readable {doc.fmt or 'image'} file") from None
+    except OSError as e:
+        raise UnreadableFile(f"{doc.path}: cannot open image ({e})") from None
+    return img
+
+
+def _render_image_frame(doc: Document, number: int, settings: RenderSettings) -> Page:
+    with _open_image(doc) as img:
+        w, h = img.size
+        if w * h > settings.max_pixels:
+            raise DecompressionBomb(
+                f"{doc.path}: image is {w}x{h} = {w * h:,} pixels, over the "
+                f"{settings.max_pixels:,}-pixel limit (a possible decompression bomb)"
+            )
+        try:
+            if number > 1:
+                img.seek(number - 1)
+            elif getattr(img, "n_frames", 1) > 1:
+                img.seek(0)
+            frame = _normalise(img, settings)
+        except (OSError, ValueError, EOFError) as e:
+            raise RenderError(f"{doc.path} page {number}: cannot decode image ({e})") from None
+        photographic = (doc.fmt == "JPEG" or img.format == "JPEG") or _is_photographic(frame)
+    data, mime = encode(frame, photographic, settings)
+    return Page(doc, number, data, mime, frame.width, frame.height, "")
+
+
+def _normalise(img: Image.Image, settings: RenderSettings) -> Image.Image:
+    """EXIF orientation, downscale to max_edge, alpha on white, mode RGB or L."""
+    if img.format == "JPEG":
+        # Let libjpeg decode at a reduced scale: far less memory and time for big photos.
+        img.draft("RGB" if img.mode not in ("L", "1") else "L", (settings.max_edge, settings.max_edge))
+    frame = ImageOps.exif_transpose(img) or img
+    frame = _to_rgb_or_l(frame)
+    if max(frame.size) > settings.max_edge:
+        frame.thumbnail((settings.max_edge, settings.max_edge), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return frame
+
+
+def _to_rgb_or_l(img: Image.Image) -> Image.Image:
+    mode = img.mode
+    if mode in ("RGB", "L"):
+        return img.copy()  # detached from the file, which is closed next
+    if mode == "P":
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "A" in mode:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        out = Image.alpha_composite(white, rgba).convert("RGB")
+        return out
+    if mode == "1":
+        return img.convert("L")
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        # 16-bit and float greyscale: scale the real range into 8 bits.
+        lo, hi = img.getextrema()
+        scale = 255.0 / (hi - lo) if hi > lo else 1.0
+        return img.point(lambda v: (v - lo) * scale).convert("L")
+    return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV
+
+
+def _is_photographic(img: Image.Image) -> bool:
+    """Many distinct colours in a small sample means photo-like content."""
+    sample = img.copy()
+    sample.thumbnail((128, 128))
+    colours = sample.getcolors(maxcolors=4096)
+    return colours is None or len(colours) > 1024
+
+
+def encode(img: Image.Image, photographic: bool, settings: RenderSettings) -> tuple[bytes, str]:
+    fmt = settings.image_format
+    use_jpeg = fmt == "jpeg" or (fmt == "auto" and photographic)
+    buf = io.BytesIO()
+    if use_jpeg:
+        img.save(buf, "JPEG", quality=settings.jpeg_quality, optimize=False)
+        return buf.getvalue(), JPEG
+    # compress_level 1: a fraction of the CPU of the default 6, a few % larger on line art.
+    img.save(buf, "PNG", compress_level=1)
+    return buf.getvalue(), PNG
