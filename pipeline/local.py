@@ -67,6 +67,6 @@ def document_running_lines(doc: Document, password: str | None = None) -> set[st
         step = max(1, pdf.page_count // RUNNING_SAMPLE)  # a sample is enough for long documents
         pages = []
         for i in range(0, pdf.page_count, step):
-            text = pdf.load_page(i).get_text("text", sort=True)
+            text = mupdf.page_text(pdf.load_page(i))
             pages.append([ln for ln in text.splitlines() if ln.strip()])
     return running_lines(pages)

@@ -62,6 +62,20 @@ def forget(doc: Document) -> None:
             pdf.close()
 
 
+def page_text(page: pymupdf.Page) -> str:
+    """A page's text layer in reading order, also for pages with /Rotate set (PyMuPDF's own
+    sort works in unrotated coordinates and scrambles those)."""
+    if not page.rotation:
+        return page.get_text("text", sort=True)
+    m = page.rotation_matrix
+    blocks = []
+    for x0, y0, x1, y1, text, _no, kind in page.get_text("blocks"):
+        if kind == 0:
+            r = pymupdf.Rect(x0, y0, x1, y1) * m
+            blocks.append((round(r.y0), r.x0, text))
+    return "".join(t if t.endswith("\n") else t + "\n" for _, _, t in sorted(blocks))
+
+
 def _short(e: BaseException) -> str:
     text = str(e).strip() or type(e).__name__
     return text.splitlines()[0][:200]

@@ -103,7 +103,7 @@ def _render_pdf_page(doc: Document, number: int, settings: RenderSettings, passw
             rect = page.rect  # already rotated by /Rotate
             zoom = pdf_zoom(rect.width, rect.height, settings)
             pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
-            text = page.get_text("text", sort=True)
+            text = mupdf.page_text(page)
             photographic = _image_coverage(page) > 0.5
             mode = "L" if pix.n == 1 else "RGB"
             img = Image.frombytes(mode, (pix.width, pix.height), pix.samples)

@@ -1,0 +1,38 @@
+"""Shared test set-up: an isolated Prefect home, fixture paths and expectations."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+# Before anything imports Prefect: a throwaway home (fresh SQLite DB), no telemetry, quiet logs.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="pixtract-test-prefect-")
+os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["DO_NOT_TRACK"] = "1"
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "ERROR")
+os.environ.pop("PREFECT_API_URL", None)
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "fixtures" / "samples"
+REAL = ROOT / "fixtures" / "real"
+
+
+@pytest.fixture(scope="session")
+def expected() -> dict:
+    return json.loads((SAMPLES / "expected.json").read_text())["files"]
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def real() -> Path:
+    return REAL

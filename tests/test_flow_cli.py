@@ -1,0 +1,153 @@
+"""End to end through the real Prefect flow (ephemeral API) and the ``pixtract`` command."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from flows.cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, main
+from pipeline.outputs import read_results
+
+pytestmark = pytest.mark.prefect
+
+SECRET_PASSWORD = "pw-SECRET-4711"
+
+
+def expected_pages(expected: dict, name: str) -> int | None:
+    e = expected[name]
+    if e.get("opens") is False:
+        return None
+    if e["kind"] == "pdf":
+        return e["pages"]
+    return e["frames"] if e["format"] == "TIFF" else 1
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory, samples, real):
+    out = tmp_path_factory.mktemp("out")
+    inputs = [str(samples), str(real), str(samples / "notes.txt")]
+    code = main(["run", *inputs, "--out", str(out), "--no-progress", "--password", SECRET_PASSWORD])
+    return code, out
+
+
+def test_exit_code_1_when_some_inputs_fail(batch):
+    code, _ = batch
+    assert code == EXIT_FAILURES
+
+
+def test_one_record_per_page_and_one_per_failed_document(batch, expected, samples):
+    _, out = batch
+    records = read_results(str(out))
+    by_doc: dict[str, list] = {}
+    for r in records:
+        by_doc.setdefault(r.document, []).append(r)
+    for name in expected:
+        pages = expected_pages(expected, name)
+        recs = by_doc[str(samples / name)]
+        if pages is None:
+            assert len(recs) == 1 and recs[0].page is None and recs[0].status == "failed"
+            assert name in recs[0].error.message
+        else:
+            assert sorted(r.page for r in recs) == list(range(1, pages + 1)), name
+            assert all(r.status == "ok" and r.answer for r in recs), name
+    keys = [(r.document, r.page, r.task) for r in records]
+    assert len(keys) == len(set(keys))
+
+
+def test_record_fields(batch):
+    _, out = batch
+    required = {"document", "sha256", "page", "task", "route", "status", "answer", "model", "provider",
+                "usage", "cost_usd", "latency_ms", "error"}
+    for line in (out / "results.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        assert required <= rec.keys()
+        assert set(rec["usage"]) == {"input_tokens", "output_tokens"}
+        if rec["status"] == "ok":
+            assert rec["route"] in ("local-text", "local-ocr") and rec["error"] is None
+            assert rec["image"]["width"] <= 1024 and rec["image"]["bytes"] > 0
+
+
+def test_routes_recorded(batch, samples):
+    _, out = batch
+    route = {(r.document, r.page): r.route for r in read_results(str(out))}
+    assert route[(str(samples / "report.pdf"), 1)] == "local-text"
+    assert route[(str(samples / "scanned.pdf"), 1)] == "local-ocr"
+    assert route[(str(samples / "chart.png"), 1)] == "local-ocr"
+
+
+def test_markdown_per_document(batch, expected):
+    _, out = batch
+    md = (out / "report.md").read_text()
+    # two inputs named chart.png (samples/ and real/): two distinct Markdown files
+    assert {p.name for p in out.glob("chart*.md")} - {"chart_page.md"} == {"chart.md", "chart-becd8678.md"}
+    assert [f"## Page {n}" in md for n in (1, 2, 3)] == [True] * 3
+    assert "manufacturing" in md
+    assert not (out / "corrupt.md").exists()
+    assert "Harbour" in (out / "scanned.md").read_text()
+
+
+def test_manifest_counts_and_no_secret(batch):
+    _, out = batch
+    m = json.loads((out / "manifest.json").read_text())
+    records = read_results(str(out))
+    c = m["counts"]
+    assert c["records"] == len(records)
+    assert sum(c["by_status"].values()) == len(records)
+    assert sum(c["ok_by_route"].values()) == c["by_status"]["ok"]
+    assert m["versions"]["prefect"] and m["versions"]["tesseract"]
+    assert m["config"]["password"] == "***"
+    assert len(m["inputs"]) == len({r.document for r in records})
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert SECRET_PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_flow_ran_in_prefect(batch):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    async def runs():
+        async with get_client() as client:
+            return await client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["extract-batch"])))
+
+    states = [r.state_type.value for r in asyncio.run(runs())]
+    assert "COMPLETED" in states
+
+
+def test_exit_code_0_when_every_page_answered(samples, tmp_path):
+    assert main(["run", str(samples / "report.pdf"), "--out", str(tmp_path), "--no-progress"]) == EXIT_OK
+    assert len(read_results(str(tmp_path))) == 3
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "x.pdf", "--out", "o", "--task", "ask"],  # local profile cannot ask
+        ["run", "x.pdf", "--out", "o", "--max-edge", "10"],
+        ["run", "x.pdf", "--out", "o", "--profile", "nope"],
+        ["run", "x.pdf"],  # no --out
+    ],
+)
+def test_exit_code_2_on_bad_usage(args, capsys):
+    try:
+        code = main(args)
+    except SystemExit as e:  # argparse's own usage errors
+        code = e.code
+    assert code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "error" in err
+
+
+def test_local_profile_explains_what_other_tasks_need(capsys):
+    assert main(["run", "x.pdf", "--out", "o", "--task", "extract"]) == EXIT_USAGE
+    assert "needs a model endpoint" in capsys.readouterr().err
+
+
+def test_console_script_runs(samples, tmp_path):
+    """The installed ``pixtract`` entry point, as a user runs it."""
+    exe = os.path.join(os.path.dirname(sys.executable), "pixtract")
+    proc = subprocess.run([exe, "run", "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "--max-edge" in proc.stdout and "examples:" in proc.stdout

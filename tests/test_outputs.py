@@ -1,0 +1,72 @@
+import json
+import os
+
+import pytest
+
+from pipeline import outputs
+from pipeline.outputs import MarkdownNames, OutputWriter, atomic_write, document_markdown, safe_name
+from pipeline.records import Document, ErrorInfo, Record
+
+
+def _rec(page, status="ok", answer="text", doc="a.pdf"):
+    err = None if status == "ok" else ErrorInfo("render_error", f"{doc} page {page}: boom")
+    return Record(document=doc, sha256="ab" * 32, page=page, task="transcribe",
+                  route="local-text" if status == "ok" else None, status=status,
+                  answer=answer if status == "ok" else None, error=err)
+
+
+def test_atomic_write_replaces_whole_file(tmp_path):
+    p = tmp_path / "f.json"
+    atomic_write(str(p), "old")
+    atomic_write(str(p), "new")
+    assert p.read_text() == "new"
+    assert [x.name for x in tmp_path.iterdir()] == ["f.json"]
+    assert oct(p.stat().st_mode & 0o777) != oct(0o600)
+
+
+def test_atomic_write_failure_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
+    p = tmp_path / "f.json"
+    atomic_write(str(p), "old")
+
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        atomic_write(str(p), "new")
+    monkeypatch.undo()
+    assert p.read_text() == "old"
+    assert [x.name for x in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_results_appear_only_when_the_run_finishes(tmp_path):
+    w = OutputWriter(str(tmp_path))
+    doc = Document("a.pdf", "/x/a.pdf", "ab" * 32, "pdf", 10, "PDF")
+    w.add_document(doc, 2, [_rec(2), _rec(1)])
+    assert not (tmp_path / outputs.RESULTS).exists()  # only the spool so far
+    w.finish({"ok": True})
+    lines = (tmp_path / outputs.RESULTS).read_text().splitlines()
+    assert [json.loads(x)["page"] for x in lines] == [1, 2]
+    assert json.loads((tmp_path / outputs.MANIFEST).read_text()) == {"ok": True}
+    assert not os.path.exists(w.spool_path)
+
+
+def test_markdown_has_page_markers_and_failed_marker():
+    md = document_markdown("a.pdf", [_rec(1, answer="Hello"), _rec(2, "failed")], 2)
+    assert "## Page 1" in md and "Hello" in md
+    assert "## Page 2" in md and "FAILED" in md and "boom" in md
+    assert md.index("Page 1") < md.index("Page 2")
+
+
+def test_markdown_names_distinct_for_same_stem():
+    names = MarkdownNames()
+    assert names.name_for("doc", "1" * 64) == "doc.md"
+    assert names.name_for("doc", "2" * 64) == "doc-22222222.md"
+    assert names.name_for("doc", "1" * 64) == "doc.md"
+
+
+@pytest.mark.parametrize("raw", ["../../etc/passwd", "/abs/path", "a\x00b", "..", "con:?*", "\u202eevil"])
+def test_safe_name_cannot_escape(raw, tmp_path):
+    name = safe_name(raw)
+    assert "/" not in name and "\x00" not in name and name not in ("", ".", "..")
+    assert os.path.dirname(os.path.normpath(os.path.join(tmp_path, name))) == str(tmp_path)

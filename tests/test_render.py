@@ -1,0 +1,147 @@
+import io
+import tracemalloc
+
+import pymupdf
+import pytest
+from PIL import Image
+
+from pipeline.discover import identify
+from pipeline.errors import DecompressionBomb, UnreadableFile
+from pipeline.records import RenderSettings
+from pipeline.render import count_pages, iter_pages, pdf_zoom, render_page
+
+
+def _img(page):
+    return Image.open(io.BytesIO(page.image))
+
+
+def test_pdf_page_rendered_to_long_edge(samples):
+    page = render_page(identify(str(samples / "report.pdf")), 1, RenderSettings())
+    assert max(page.width, page.height) == 1024
+    im = _img(page)
+    assert im.size == (page.width, page.height)
+    # A4 portrait: 595 x 842 pt
+    assert page.height == 1024 and page.width == round(595 * 1024 / 842)
+
+
+def test_max_edge_is_configurable(samples):
+    page = render_page(identify(str(samples / "report.pdf")), 2, RenderSettings(max_edge=512))
+    assert max(page.width, page.height) == 512
+
+
+def test_small_page_is_not_upscaled_past_dpi_cap(tmp_path):
+    pdf = pymupdf.open()
+    pdf.new_page(width=144, height=72)  # 2 x 1 inch label
+    pdf[0].insert_text((10, 40), "Label 42")
+    path = tmp_path / "label.pdf"
+    pdf.save(path)
+    page = render_page(identify(str(path)), 1, RenderSettings(max_edge=1024, dpi_cap=200))
+    assert (page.width, page.height) == (400, 200)
+    assert page.source_dpi == 200
+
+
+def test_zoom_rule():
+    s = RenderSettings(max_edge=1024, dpi_cap=200)
+    assert pdf_zoom(612, 792, s) == pytest.approx(1024 / 792)
+    assert pdf_zoom(14400, 14400, s) == pytest.approx(1024 / 14400)  # a 200-inch page
+    assert pdf_zoom(72, 72, s) == pytest.approx(200 / 72)
+
+
+def test_rotated_page_renders_upright_landscape(samples):
+    page = render_page(identify(str(samples / "rotated.pdf")), 1, RenderSettings())
+    assert page.width > page.height
+    assert "Landscape Schedule" in page.text
+
+
+def test_text_layer_kept_and_scan_has_none(samples, expected):
+    report = identify(str(samples / "report.pdf"))
+    for number, wanted in enumerate(expected["report.pdf"]["page_words"], start=1):
+        page = render_page(report, number, RenderSettings())
+        assert page.has_text_layer
+        assert all(w in page.text for w in wanted[:3])
+    scan = render_page(identify(str(samples / "scanned.pdf")), 1, RenderSettings())
+    assert not scan.has_text_layer and scan.text.strip() == ""
+
+
+def test_format_rule_png_for_line_art_jpeg_for_scans_and_photos(samples):
+    s = RenderSettings()
+    assert render_page(identify(str(samples / "report.pdf")), 1, s).mime == "image/png"
+    assert render_page(identify(str(samples / "chart.png")), 1, s).mime == "image/png"
+    assert render_page(identify(str(samples / "scanned.pdf")), 1, s).mime == "image/jpeg"
+    assert render_page(identify(str(samples / "photo_exif.jpg")), 1, s).mime == "image/jpeg"
+    forced = render_page(identify(str(samples / "report.pdf")), 1, RenderSettings(image_format="jpeg"))
+    assert forced.mime == "image/jpeg" and _img(forced).format == "JPEG"
+
+
+def test_exif_orientation_applied(samples, expected):
+    page = render_page(identify(str(samples / "photo_exif.jpg")), 1, RenderSettings())
+    assert [page.width, page.height] == expected["photo_exif.jpg"]["size"]
+
+
+def test_alpha_flattened_on_white(samples):
+    page = render_page(identify(str(samples / "alpha.png")), 1, RenderSettings())
+    im = _img(page)
+    assert im.mode in ("RGB", "L")
+    assert im.convert("RGB").getpixel((2, 2)) == (255, 255, 255)
+
+
+def test_tiff_every_frame_is_a_page_gif_first_frame_only(samples):
+    tiff = identify(str(samples / "multi.tiff"))
+    gif = identify(str(samples / "anim.gif"))
+    assert count_pages(tiff) == 2
+    assert count_pages(gif) == 1
+    a, b = (render_page(tiff, n, RenderSettings()).image for n in (1, 2))
+    assert a != b
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "I;16", "P", "LA", "1"])
+def test_unusual_modes_normalised_to_rgb_or_l(tmp_path, mode):
+    im = Image.new("RGB", (300, 200), "white")
+    im = im.convert(mode) if mode != "I;16" else Image.new("I;16", (300, 200), 40000)
+    fmt = "TIFF" if mode in ("CMYK", "I;16") else "PNG"
+    path = tmp_path / f"img.{fmt.lower()}"
+    im.save(path, fmt)
+    page = render_page(identify(str(path)), 1, RenderSettings())
+    assert _img(page).mode in ("RGB", "L")
+
+
+def test_image_only_downscaled_never_upscaled(tmp_path):
+    small = tmp_path / "small.png"
+    Image.new("RGB", (300, 100), "white").save(small)
+    big = tmp_path / "big.png"
+    Image.new("RGB", (3000, 1500), "white").save(big)
+    assert (render_page(identify(str(small)), 1, RenderSettings()).width) == 300
+    p = render_page(identify(str(big)), 1, RenderSettings())
+    assert (p.width, p.height) == (1024, 512)
+
+
+def test_decompression_bomb_guard(tmp_path):
+    path = tmp_path / "bomb.png"
+    Image.new("1", (12000, 12000)).save(path)  # 144 M pixels, a small file
+    with pytest.raises(DecompressionBomb, match="bomb.png.*pixel"):
+        render_page(identify(str(path)), 1, RenderSettings())
+
+
+def test_corrupt_pdf_raises_clear_error(samples):
+    with pytest.raises(UnreadableFile, match="corrupt.pdf"):
+        count_pages(identify(str(samples / "corrupt.pdf")))
+
+
+def test_pages_are_lazy_and_memory_flat(tmp_path):
+    pdf = pymupdf.open()
+    for i in range(60):
+        p = pdf.new_page()
+        p.insert_text((72, 72), f"Page {i} " + "lorem ipsum " * 40)
+    path = tmp_path / "long.pdf"
+    pdf.save(path)
+    doc = identify(str(path))
+    pages = iter_pages(doc, RenderSettings())
+    tracemalloc.start()
+    for i, page in enumerate(pages):
+        if i == 5:
+            _, peak_early = tracemalloc.get_traced_memory()
+            tracemalloc.reset_peak()
+    _, peak_late = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert i == 59
+    assert peak_late < peak_early * 2 + 1_000_000
