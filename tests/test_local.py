@@ -115,3 +115,12 @@ def test_meets_pymupdf4llm_on_a_real_scan(real):
     with contextlib.redirect_stdout(io.StringIO()):
         theirs = _recall(pymupdf4llm.to_markdown(str(real / "linn.pdf"), show_progress=False), truth)
     assert ours >= theirs - 0.01, (ours, theirs)
+
+
+def test_real_filing_text_layer(real):
+    """A real SEC filing (Kleister NDA): the parties and jurisdiction come through the text layer."""
+    ans = transcribe(real / "kleister_nda" / "nda_jda_compuware.pdf")
+    assert ans.route == ROUTE_LOCAL_TEXT
+    text = ans.markdown.casefold()
+    for want in ("jda software", "compuware corporation", "arizona"):
+        assert want in text
