@@ -1,0 +1,109 @@
+"""Per-endpoint adaptive concurrency (AIMD) and a shared rate-limit gate."""
+from __future__ import annotations
+
+import threading
+import time
+
+
+class AdaptiveLimiter:
+    """Concurrency limit that halves on a 429 and grows by ~1 per window of
+    successes (additive increase, multiplicative decrease), within [1, max]."""
+
+    def __init__(self, max_concurrency: int, min_concurrency: int = 1, decrease_factor: float = 0.5,
+                 cooldown: float = 0.0):
+        self.max = max(1, int(max_concurrency))
+        self.min = max(1, min(min_concurrency, self.max))
+        self.factor = decrease_factor
+        self.cooldown = cooldown  # min seconds between two decreases
+        self._limit = float(self.max)
+        self._in_flight = 0
+        self._last_decrease = 0.0
+        self._cond = threading.Condition()
+        self.history: list[int] = []  # limit after each change (for tests/metrics)
+
+    @property
+    def limit(self) -> int:
+        return max(self.min, int(self._limit))
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._in_flight >= self.limit:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            self._in_flight += 1
+            return True
+
+    def release(self) -> None:
+        with self._cond:
+            self._in_flight = max(0, self._in_flight - 1)
+            self._cond.notify_all()
+
+    def on_success(self) -> None:
+        with self._cond:
+            if self._limit < self.max:
+                self._limit = min(float(self.max), self._limit + 1.0 / max(1.0, self._limit))
+                self._record()
+                self._cond.notify_all()
+
+    def on_throttle(self) -> None:
+        with self._cond:
+            now = time.monotonic()
+            if now - self._last_decrease < self.cooldown:
+                return
+            self._last_decrease = now
+            self._limit = max(float(self.min), self._limit * self.factor)
+            self._record()
+
+    def _record(self) -> None:
+        if not self.history or self.history[-1] != self.limit:
+            self.history.append(self.limit)
+
+    def __enter__(self) -> "AdaptiveLimiter":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+class RateGate:
+    """Endpoint-wide "blocked until" time: after a 429 with a reset hint, every
+    caller on the endpoint waits instead of hammering the server."""
+
+    def __init__(self) -> None:
+        self._until = 0.0
+        self._lock = threading.Lock()
+
+    def block_for(self, seconds: float) -> None:
+        with self._lock:
+            self._until = max(self._until, time.monotonic() + max(0.0, seconds))
+
+    def wait(self, max_wait: float) -> float:
+        """Sleep until the gate opens (at most ``max_wait``); return the time slept."""
+        delay = min(max_wait, self._until - time.monotonic())
+        if delay > 0:
+            time.sleep(delay)
+            return delay
+        return 0.0
+
+
+_REGISTRY: dict[tuple, tuple[AdaptiveLimiter, RateGate]] = {}
+_REG_LOCK = threading.Lock()
+
+
+def for_endpoint(key: tuple, max_concurrency: int) -> tuple[AdaptiveLimiter, RateGate]:
+    """Shared limiter + gate per endpoint key, so several clients of one
+    endpoint in a process adapt together."""
+    with _REG_LOCK:
+        pair = _REGISTRY.get(key)
+        if pair is None or pair[0].max != max(1, int(max_concurrency)):
+            pair = (AdaptiveLimiter(max_concurrency), RateGate())
+            _REGISTRY[key] = pair
+        return pair
