@@ -1,22 +1,26 @@
 """The ``pixtract`` command.
 
-Exit codes: 0 every page answered; 1 some pages or documents failed (the records say why);
-2 bad usage or configuration (nothing was run).
+Exit codes: 0 every page answered; 1 some pages or documents failed (the records say why), or
+the ledger found a gap; 2 bad usage or configuration (nothing was run).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections import Counter
+from typing import Any
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
 RUN_EXAMPLES = """examples:
   pixtract run fixtures/samples --out out/
   pixtract run 'scans/**/*.pdf' report.pdf --out out/ --max-edge 1536
-  pixtract run invoices/ --out out/ --profile local --task transcribe
+  MISTRAL_API_KEY=... pixtract run invoices/ --out out/ --profile mistral --task extract --schema invoice.json
+  pixtract run deck.pdf --out out/ --profile openrouter --task ask --question "What is the revenue?" --scope document
+  pixtract run --job job.toml                    # everything from a job file; flags override it
 """
 
 
@@ -26,54 +30,127 @@ def _prefect_defaults(verbose: bool) -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-        # The ephemeral server's own log lines (startup, shutdown) are noise on a terminal.
-        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "ERROR")
+        # The ephemeral server is stopped before its event recorder has flushed and logs a
+        # CancelledError traceback on exit (a known Prefect 3 behaviour, harmless here).
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+
+
+def _add_config_flags(p: argparse.ArgumentParser, with_out: bool = True) -> None:
+    from pipeline.config import PROFILES, SCOPES, TASKS
+
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files, folders (recursive) or globs")
+    p.add_argument("--job", metavar="FILE", help="job file (TOML) with inputs, tasks, models, outputs")
+    if with_out:
+        p.add_argument("--out", metavar="DIR", help="output folder (created if missing)")
+    g = p.add_argument_group("model endpoint")
+    g.add_argument("--profile", choices=PROFILES, help="local (default: text layer + Tesseract), or a model API")
+    g.add_argument("--base-url", help="override the profile's base URL (required for --profile openai)")
+    g.add_argument("--vision-model", help="vision model ID (default: the profile's Pixtral Large 2411 ID)")
+    g.add_argument("--text-model", help="text model ID for the text fallback (default: Mistral Large 2411)")
+    g.add_argument("--alt-profile", choices=PROFILES, help="second vision endpoint, tried when the first fails")
+    g.add_argument("--alt-base-url", help="base URL of the second vision endpoint")
+    g.add_argument("--alt-vision-model", help="vision model of the second endpoint")
+    g.add_argument("--concurrency", type=int, metavar="N", help="requests/pages in flight (default 8; local: CPUs)")
+    g.add_argument("--timeout", type=float, metavar="S", help="seconds per request (default 120)")
+    g.add_argument("--max-retries", type=int, metavar="N", help="retries per request (default 4)")
+    g.add_argument("--stream", action="store_true", default=None, help="stream answers (SSE)")
+    g.add_argument("--no-local-fallback", action="store_true", help="do not fall back to the local engine")
+    t = p.add_argument_group("task")
+    t.add_argument("--task", choices=TASKS, help="transcribe (default), ask, extract or chart")
+    t.add_argument("--question", action="append", help="a question for --task ask (repeatable)")
+    t.add_argument("--scope", choices=SCOPES, help="answer per page (default) or per document (ask, extract)")
+    t.add_argument("--schema", metavar="FILE", help="JSON Schema for --task extract")
+    t.add_argument("--prompt", help="replace the task's default prompt")
+    t.add_argument("--system-prompt", help="replace the system prompt")
+    r = p.add_argument_group("rendering")
+    r.add_argument("--max-edge", type=int, metavar="PX", help="long edge of page images (default 1024)")
+    r.add_argument("--dpi-cap", type=int, metavar="DPI", help="never render a PDF page above this DPI (default 200)")
+    r.add_argument("--image-format", choices=("auto", "png", "jpeg"), help="auto (default): PNG line art, JPEG photos")
+    c = p.add_argument_group("cost and resume")
+    c.add_argument("--budget-usd", type=float, metavar="X", help="start no request that could take spending past X")
+    c.add_argument("--no-cache", action="store_true", help="ignore cached answers and ask afresh")
+    c.add_argument("--cache-dir", metavar="DIR", help="answer cache (default: OUT/.pixtract/cache)")
+    p.add_argument("--password", help="password for encrypted PDFs (never written out)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipeline.config import DEFAULT_PROFILE, PROFILES, TASKS
-
     p = argparse.ArgumentParser(prog="pixtract", description="Multimodal document extraction on Prefect.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser(
         "run", help="extract from PDFs and images into an output folder",
-        description="Read PDFs and images (files, folders, globs), answer every page, write "
-                    "results.jsonl, one Markdown file per document and manifest.json to --out.",
-        epilog=RUN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    run.add_argument("paths", nargs="+", metavar="PATH", help="files, folders (recursive) or globs")
-    run.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
-    run.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILES,
-                     help="where answers come from (default: local = text layer + Tesseract)")
-    run.add_argument("--task", default="transcribe", choices=TASKS, help="what to extract (default: transcribe)")
-    run.add_argument("--max-edge", type=int, default=1024, metavar="PX",
-                     help="long edge of page images in pixels (default 1024, Pixtral's native size)")
-    run.add_argument("--dpi-cap", type=int, default=200, metavar="DPI",
-                     help="never render a PDF page above this DPI (default 200)")
-    run.add_argument("--image-format", default="auto", choices=("auto", "png", "jpeg"),
-                     help="page image encoding (default auto: PNG for line art, JPEG for photos/scans)")
-    run.add_argument("--concurrency", type=int, default=0, metavar="N",
-                     help="pages in flight at once (default: CPU count for local, 8 for endpoints)")
-    run.add_argument("--password", default=None, help="password for encrypted PDFs (never written out)")
+        description="Read PDFs and images (files, folders, globs), answer every page, write results.jsonl, "
+                    "one Markdown file per document and manifest.json to --out.",
+        epilog=RUN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_config_flags(run)
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("-v", "--verbose", action="store_true", help="show Prefect's logs")
+
+    est = sub.add_parser(
+        "estimate", help="exact input tokens and cost range, before anything is sent",
+        description="Render every page, count the exact prompt tokens (Pixtral image tokens and text "
+                    "tokens via mistral_common) for the chosen tasks and profile, and print the expected "
+                    "cost range per document and in total. Sends nothing.",
+        epilog="examples:\n  pixtract estimate invoices/ --profile mistral --task extract --schema invoice.json\n"
+               "  pixtract estimate --job job.toml --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_config_flags(est, with_out=False)
+    est.add_argument("--json", action="store_true", help="print JSON")
+
+    models = sub.add_parser(
+        "models", help="list the models an endpoint offers and check the configured ones",
+        epilog="examples:\n  pixtract models --profile mistral\n"
+               "  pixtract models --profile openai --base-url http://localhost:8000/v1",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    models.add_argument("--profile", default="mistral", help="endpoint profile (default mistral)")
+    models.add_argument("--base-url")
+    models.add_argument("--vision-model")
+    models.add_argument("--text-model")
+    models.add_argument("--timeout", type=float, default=30.0)
     return p
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.config import RunConfig
-    from pipeline.errors import UsageError
-    from pipeline.records import RenderSettings
+def flags_layer(args: argparse.Namespace) -> dict[str, Any]:
+    """The command-line layer: only what the user actually typed."""
+    a = vars(args)
+    layer: dict[str, Any] = {
+        "inputs": a.get("paths") or None, "out": a.get("out"), "profile": a.get("profile"),
+        "concurrency": a.get("concurrency"), "budget_usd": a.get("budget_usd"),
+        "cache_dir": a.get("cache_dir"), "stream": a.get("stream"), "system_prompt": a.get("system_prompt"),
+        "endpoint": {k: a.get(k) for k in ("base_url", "vision_model", "text_model", "timeout", "max_retries")},
+        "render": {"max_edge": a.get("max_edge"), "dpi_cap": a.get("dpi_cap"), "image_format": a.get("image_format")},
+    }
+    if a.get("no_cache"):
+        layer["cache"] = False
+    if a.get("no_local_fallback"):
+        layer["local_fallback"] = False
+    if a.get("alt_profile"):
+        layer["vision_alt"] = {"profile": a["alt_profile"], "base_url": a.get("alt_base_url"),
+                               "vision_model": a.get("alt_vision_model")}
+    if a.get("task") or a.get("question") or a.get("schema") or a.get("scope") or a.get("prompt"):
+        kind = a.get("task") or ("ask" if a.get("question") else "extract" if a.get("schema") else "transcribe")
+        layer["tasks"] = [{"kind": kind, "questions": a.get("question") or [], "schema_path": a.get("schema"),
+                           "scope": a.get("scope") or "page", "prompt": a.get("prompt")}]
+    return layer
 
-    cfg = RunConfig(
-        inputs=args.paths, out=args.out, profile=args.profile, task=args.task,
-        render=RenderSettings(max_edge=args.max_edge, dpi_cap=args.dpi_cap, image_format=args.image_format),
-        concurrency=args.concurrency, password=args.password,
-    )
+
+def load_config(args: argparse.Namespace):
+    """Profile defaults < job file < environment < flags."""
+    from pipeline.config import build_config, env_layer, load_job
+
+    job = load_job(args.job) if getattr(args, "job", None) else {}
+    cfg = build_config(job, env_layer(), flags_layer(args), password=getattr(args, "password", None))
+    return cfg
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.errors import UsageError
+    from pipeline.providers.errors import ConfigError
+
     try:
-        cfg.validate()
-    except UsageError as e:
+        cfg = load_config(args).validate()
+        _check_key(cfg)
+    except (UsageError, ConfigError) as e:
         print(f"pixtract: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     _prefect_defaults(args.verbose)
@@ -85,27 +162,99 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         with bar:
             summary = run_batch(cfg)
+    except (UsageError, ConfigError) as e:
+        print(f"pixtract: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     finally:
         unsubscribe()
+    for line in bar.notes:
+        print(f"pixtract: warning: {line}", file=sys.stderr)
     return report(summary, cfg.out)
 
 
+def _check_key(cfg) -> None:
+    """Fail fast, before Prefect starts, when a model profile has no key."""
+    from pipeline.providers import Endpoint
+
+    for spec in [cfg.endpoint] + ([cfg.vision_alt] if cfg.vision_alt else []):
+        if spec.remote:
+            key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
+            Endpoint(profile=spec.profile, base_url=spec.base_url, vision_model=spec.vision_model,
+                     text_model=spec.text_model, api_key=key).resolved()
+
+
 def report(summary: dict, out: str) -> int:
+    from pipeline.ledger import format_ledger
+
     by_status = summary.get("by_status", {})
     routes = ", ".join(f"{k}: {v}" for k, v in sorted(summary.get("ok_by_route", {}).items())) or "none"
+    usage = summary.get("usage", {})
     print(f"pixtract: {summary['records']} records: {by_status.get('ok', 0)} ok ({routes}), "
-          f"{by_status.get('failed', 0)} failed, {by_status.get('skipped', 0)} skipped")
+          f"{by_status.get('failed', 0)} failed, {by_status.get('skipped', 0)} skipped"
+          + (f", {summary['cached']} from cache" if summary.get("cached") else ""))
+    if usage.get("input_tokens") or summary.get("cost_usd"):
+        print(f"pixtract: tokens in {usage.get('input_tokens', 0):,}, out {usage.get('output_tokens', 0):,}; "
+              f"cost ${summary.get('cost_usd', 0):.4f}")
+    ledger = summary.get("ledger")
+    if ledger:
+        print(format_ledger(ledger))
     print(f"pixtract: outputs in {os.path.abspath(out)} (results.jsonl, manifest.json, one .md per document)")
-    return EXIT_FAILURES if by_status.get("failed", 0) else EXIT_OK
+    if ledger and not ledger["balanced"]:
+        print("pixtract: error: LEDGER MISMATCH: records are missing or duplicated; this is a bug",
+              file=sys.stderr)
+        return EXIT_FAILURES
+    failed = by_status.get("failed", 0)
+    return EXIT_FAILURES if failed else EXIT_OK
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from pipeline.errors import UsageError
+    from pipeline.estimate import estimate, format_estimate
+
+    try:
+        args.out = "."  # unused: estimate writes nothing
+        cfg = load_config(args).validate()
+        result = estimate(cfg)
+    except UsageError as e:
+        print(f"pixtract: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(result, indent=2) if args.json else format_estimate(result))
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from pipeline.providers import Endpoint, ProviderError, make_client
+
+    try:
+        client = make_client(Endpoint(profile=args.profile, base_url=args.base_url, vision_model=args.vision_model,
+                                      text_model=args.text_model, timeout=args.timeout, max_retries=1))
+    except ProviderError as e:
+        print(f"pixtract: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    with client:
+        try:
+            ids = client.list_models()
+        except ProviderError as e:
+            print(f"pixtract: error: cannot list models: {e}", file=sys.stderr)
+            return EXIT_FAILURES
+        for m in sorted(ids):
+            print(m)
+        report = client.check_models()
+    print(f"\nconfigured ({args.profile}): {', '.join(client.endpoint.models)}")
+    print(report.summary())
+    return EXIT_OK if report.ok else EXIT_FAILURES
 
 
 class _ProgressBar:
-    """A rich progress bar on a terminal; silent otherwise."""
+    """A rich progress bar on a terminal: pages per route, failures, spend; silent otherwise."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.routes: Counter[str] = Counter()
         self.total = 0
+        self.cost = 0.0
+        self.notes: list[str] = []
+        self._pages_seen: set = set()
 
     def __enter__(self):
         if self.enabled:
@@ -121,6 +270,9 @@ class _ProgressBar:
         if self.enabled:
             self._progress.stop()
 
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
     def document(self, path: str, pages: int) -> None:
         self.total += pages
         if self.enabled:
@@ -128,18 +280,24 @@ class _ProgressBar:
 
     def record(self, rec) -> None:
         self.routes[rec.route if rec.status == "ok" else rec.status] += 1
+        if not rec.cached:
+            self.cost += rec.cost_usd
         if self.enabled:
             desc = " ".join(f"{k}={v}" for k, v in sorted(self.routes.items()))
-            self._progress.update(self._task, advance=1 if rec.page is not None else 0, description=desc)
+            if self.cost:
+                desc += f" ${self.cost:.4f}"
+            key = (rec.document, rec.page)
+            new_page = rec.page is not None and key not in self._pages_seen
+            if new_page:
+                self._pages_seen.add(key)
+            self._progress.update(self._task, advance=1 if new_page else 0, description=desc)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad usage
-    if args.command == "run":
-        return cmd_run(args)
-    parser.error(f"unknown command {args.command}")
-    return EXIT_USAGE
+    handlers = {"run": cmd_run, "estimate": cmd_estimate, "models": cmd_models}
+    return handlers[args.command](args)
 
 
 if __name__ == "__main__":

@@ -22,3 +22,10 @@ def document(path: str, pages: int) -> None:
 def emit(record) -> None:
     for listener in list(_listeners):
         listener.record(record)
+
+
+def note(message: str) -> None:
+    """A run-level notice (e.g. a retired model) for listeners that show such things."""
+    for listener in list(_listeners):
+        if hasattr(listener, "note"):
+            listener.note(message)

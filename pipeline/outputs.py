@@ -75,17 +75,60 @@ class MarkdownNames:
         return name
 
 
+def _answer_block(r: Record) -> str:
+    """One record's answer as Markdown."""
+    if r.status != STATUS_OK:
+        err = f"{r.error.type}: {r.error.message}" if r.error else (r.fallback_reason or r.status)
+        label = f"page {r.page}" if r.page else "document"
+        return f"> **{r.task} {label} {r.status.upper()}:** {err}\n"
+    if r.task == "ask":
+        return f"**Q:** {r.question}\n\n**A:** {(r.answer or '').strip()}\n"
+    if r.task == "extract":
+        valid = "valid" if (r.valid or {}).get("ok") else f"INVALID: {'; '.join((r.valid or {}).get('errors', []))}"
+        return f"```json\n{json.dumps(r.data, indent=2, ensure_ascii=False)}\n```\n_schema {r.schema}: {valid}_\n"
+    if r.task == "chart":
+        rows = (r.data or {}).get("rows") or []
+        table = ""
+        if rows:
+            head, *body = rows
+            table = "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
+            table += "".join("| " + " | ".join(row) + " |\n" for row in body)
+        csv_name = (r.data or {}).get("csv")
+        link = f"\n[data: {csv_name}]({csv_name})\n" if csv_name else ""
+        return f"**Chart {r.region or ''}**\n\n{table}\n{(r.answer or '').strip()}\n{link}"
+    text = (r.answer or "").strip()
+    return text + "\n" if text else "_(blank page)_\n"
+
+
+def _notes(r: Record) -> str:
+    notes = []
+    if r.fallback_reason and r.status == STATUS_OK:
+        notes.append(f"> answered by `{r.route}` after: {r.fallback_reason}")
+    if r.agreement is not None and (r.flags or r.agreement < 1):
+        notes.append(f"> agreement with the text layer: {r.agreement:.2f}")
+    for f in r.flags:
+        notes.append(f"> ⚑ {f}")
+    return "\n".join(notes) + "\n" if notes else ""
+
+
 def document_markdown(doc_path: str, records: list[Record], total_pages: int) -> str:
-    """The Markdown transcription of one document, with a visible marker per page."""
+    """The Markdown of one document: document-level answers, then every page with a visible
+    marker, its answers, and any fallback or cross-check flags."""
     parts = [f"# {doc_path}\n"]
-    for r in sorted(records, key=lambda r: (r.page or 0)):
-        where = f"{r.route or 'no route'}, {r.status}"
-        parts.append(f"<!-- pixtract page {r.page} of {total_pages}: {where} -->\n## Page {r.page}\n")
-        if r.status == STATUS_OK:
-            parts.append((r.answer or "").strip() + "\n" if (r.answer or "").strip() else "_(blank page)_\n")
-        else:
-            err = f"{r.error.type}: {r.error.message}" if r.error else r.status
-            parts.append(f"> **Page {r.page} {r.status.upper()}:** {err}\n")
+    doc_level = [r for r in records if r.page is None]
+    if doc_level:
+        parts.append("## Whole document\n")
+        parts += [_answer_block(r) + _notes(r) for r in doc_level]
+    by_page: dict[int, list[Record]] = {}
+    for r in records:
+        if r.page is not None:
+            by_page.setdefault(r.page, []).append(r)
+    for page in sorted(by_page):
+        recs = sorted(by_page[page], key=lambda r: (r.task != "transcribe", r.task, r.question or "", r.region or 0))
+        where = ", ".join(sorted({f"{r.route or 'no route'}, {r.status}" for r in recs}))
+        parts.append(f"<!-- pixtract page {page} of {total_pages}: {where} -->\n## Page {page}\n")
+        for r in recs:
+            parts.append(_answer_block(r) + _notes(r))
     return "\n".join(parts)
 
 
@@ -93,40 +136,49 @@ class OutputWriter:
     """Collects records as documents finish and writes the output files."""
 
     def __init__(self, out: str) -> None:
+        from .ledger import Ledger
+
         self.out = out
         os.makedirs(os.path.join(out, WORK_DIR), exist_ok=True)
         self.spool_path = os.path.join(out, WORK_DIR, RESULTS + ".part")
         self._spool = open(self.spool_path, "w", encoding="utf-8")
         self.names = MarkdownNames()
+        self.ledger = Ledger()
         self.documents: list[dict[str, Any]] = []
         self.counts: Counter[tuple[str, str, str]] = Counter()  # (task, status, route)
         self.tokens = Counter()
         self.cost_usd = 0.0
         self.records = 0
+        self.cached = 0
 
-    def _append(self, records: Iterable[Record]) -> None:
+    def _append(self, records: list[Record]) -> None:
         for r in records:
             self._spool.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
             self.counts[(r.task, r.status, r.route or "none")] += 1
             self.tokens["input_tokens"] += r.usage.get("input_tokens", 0)
             self.tokens["output_tokens"] += r.usage.get("output_tokens", 0)
-            self.cost_usd += r.cost_usd
+            if not r.cached:
+                self.cost_usd += r.cost_usd
+            self.cached += r.cached
             self.records += 1
         self._spool.flush()
+        self.ledger.add(records)
 
-    def add_failure(self, record: Record, kind: str | None = None) -> None:
-        """A document that could not be read: one record, no Markdown file."""
-        self._append([record])
+    def add_failure(self, records: list[Record], kind: str | None = None) -> None:
+        """A document that could not be read: one record per task unit, no Markdown file."""
+        self._append(records)
+        first = records[0]
         self.documents.append(
-            {"path": record.document, "sha256": record.sha256, "kind": kind, "pages": None,
+            {"path": first.document, "sha256": first.sha256, "kind": kind, "pages": None,
              "status": STATUS_FAILED, "markdown": None,
-             "error": record.error.message if record.error else None}
+             "error": first.error.message if first.error else None}
         )
 
     def add_document(self, doc: Document, pages: int, records: list[Record]) -> None:
-        records = sorted(records, key=lambda r: r.page or 0)
-        self._append(records)
+        records = sorted(records, key=lambda r: (r.page or 0, r.task, r.question or "", r.region or 0))
         name = self.names.name_for(doc.stem, doc.sha256)
+        self._write_chart_tables(name[:-3], records)
+        self._append(records)
         atomic_write(os.path.join(self.out, name), document_markdown(doc.path, records, pages))
         failed = sum(r.status == STATUS_FAILED for r in records)
         self.documents.append(
@@ -134,6 +186,16 @@ class OutputWriter:
              "bytes": doc.size, "pages": pages, "markdown": name,
              "status": STATUS_OK if not failed else ("partial" if failed < len(records) else STATUS_FAILED)}
         )
+
+    def _write_chart_tables(self, stem: str, records: list[Record]) -> None:
+        from .answers import rows_to_csv
+
+        for r in records:
+            rows = (r.data or {}).get("rows") if r.task == "chart" and isinstance(r.data, dict) else None
+            if r.status == STATUS_OK and rows:
+                name = f"charts/{stem}-p{r.page}-c{r.region or 1}.csv"
+                atomic_write(os.path.join(self.out, name), rows_to_csv(rows))
+                r.data = {**r.data, "csv": name}
 
     def summary(self) -> dict[str, Any]:
         by_status: Counter[str] = Counter()
@@ -149,6 +211,8 @@ class OutputWriter:
             "by_task": _by_task(self.counts),
             "usage": dict(self.tokens) or {"input_tokens": 0, "output_tokens": 0},
             "cost_usd": round(self.cost_usd, 6),
+            "cached": self.cached,
+            "ledger": self.ledger.check(),
         }
 
     def finish(self, manifest: dict[str, Any]) -> None:

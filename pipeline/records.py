@@ -99,6 +99,16 @@ class Record:
     fallback_reason: str | None = None
     flags: list[str] = field(default_factory=list)
     image: dict[str, Any] | None = None  # {"width", "height", "bytes", "mime"}
+    question: str | None = None  # ask
+    schema: str | None = None  # extract: the schema's name
+    data: Any = None  # extract: the parsed object; chart: {"csv": file name, "rows": [...]}
+    valid: dict[str, Any] | None = None  # extract: {"ok": bool, "errors": [...]}
+    agreement: float | None = None  # 0..1, vision answer vs the page's text layer
+    scope: str = "page"  # "page" or "document" (then ``pages`` lists the pages sent)
+    pages: list[int] | None = None
+    region: int | None = None  # chart: 1-based chart index on the page
+    cached: bool = False  # answered from the resume cache, no request sent
+    tried: list[dict[str, Any]] = field(default_factory=list)  # [{"route", "error": {...}}] rungs that failed
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

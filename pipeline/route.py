@@ -1,15 +1,36 @@
-"""Step 4: a page to its answer record, through the routes the profile allows."""
+"""Step 4: the fallback ladder. Every page (and task) ends as exactly one record per unit:
+answered by some rung, skipped (budget), or failed with the error of every rung tried.
+
+Rungs, in order: ``vision`` (the page image plus its text layer as a hint), ``vision-alt`` (a
+second vision endpoint), ``text-fallback`` (the text model over the text layer or local OCR
+text), ``local`` (the local engine; transcribe only). A rung is passed over when its model is
+retired or unknown, its circuit breaker is open, or (text) there is no text; it fails over to
+the next on a final error, on retryable errors once the client's retries are spent, and on an
+answer that cannot count (empty, truncated, not JSON, no chart table).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
-from . import local
-from .config import RunConfig
+from . import answers, local, prompts, tokens
+from .cache import AnswerCache, cache_key
+from .config import EndpointSpec, RunConfig, TaskSpec
 from .errors import InputError, OCRError
-from .records import STATUS_FAILED, STATUS_OK, Document, ErrorInfo, Page, Record
+from .guards import Budget, BudgetExceeded, CircuitBreaker
+from .messages import ChatRequest, ChatResponse, ImagePart, Usage
+from .records import (
+    ROUTE_TEXT_FALLBACK, ROUTE_VISION, ROUTE_VISION_ALT, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, Document,
+    ErrorInfo, Page, Record,
+)
 from .render import render_page
+
+MAX_IMAGES_PER_REQUEST = 8  # Mistral's limit (model-apis.md §1.4)
+JSON_MODES = ("json_schema", "json_object", "tool")
 
 
 @dataclass
@@ -21,46 +42,459 @@ class DocumentPlan:
     running_lines: set[str] = field(default_factory=set)
 
 
+@dataclass
+class Rung:
+    route: str  # vision, vision-alt, text-fallback, local
+    spec: EndpointSpec | None = None
+    model: str | None = None
+    client: Any = None
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    unavailable: str | None = None  # why this rung cannot serve (retired model, bad config)
+    json_mode: int = 0  # index into JSON_MODES that this endpoint accepts
+
+    @property
+    def remote(self) -> bool:
+        return self.spec is not None
+
+
 def image_info(page: Page) -> dict:
     return {"width": page.width, "height": page.height, "bytes": len(page.image), "mime": page.mime}
 
 
-def answer_page(plan: DocumentPlan, number: int, cfg: RunConfig) -> Record:
-    """Render one page and answer it. Input problems become a failed record; transient
-    problems (e.g. an OCR time-out) raise, so the caller may retry the page."""
-    doc = plan.document
-    t0 = time.perf_counter()
-    base = dict(document=doc.path, sha256=doc.sha256, page=number, task=cfg.task)
-    try:
-        page = render_page(doc, number, cfg.render, cfg.password)
-    except InputError as e:
-        return Record(**base, route=None, status=STATUS_FAILED, error=ErrorInfo.from_exception(e))
-    try:
-        ans = local.transcribe(page, cfg.render, plan.running_lines, cfg.password)
-    except OCRError as e:
-        raise OCRError(f"{doc.path} page {number}: {e}") from None
-    return Record(
-        **base,
-        route=ans.route,
-        status=STATUS_OK,
-        answer=ans.markdown,
-        model=ans.model,
-        provider="local",
-        latency_ms=round((time.perf_counter() - t0) * 1000, 1),
-        attempts=1,
-        image=image_info(page),
-    )
+def _image_part(page: Page) -> ImagePart:
+    return ImagePart(page.image, page.mime, page.width, page.height)
 
 
-def failed_record(plan: DocumentPlan, number: int, cfg: RunConfig, exc: BaseException) -> Record:
-    """The record for a page whose every attempt raised."""
+class Router:
+    """Answers pages for one run. Thread-safe; one per process."""
+
+    def __init__(self, cfg: RunConfig, *, make_client=None) -> None:
+        self.cfg = cfg
+        self.cache = AnswerCache(cfg.cache_path(), cfg.cache)
+        self.budget = Budget(cfg.budget_usd)
+        self._make_client = make_client
+        self._lock = threading.Lock()
+        self.rungs = self._build_rungs()
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _client_for(self, spec: EndpointSpec):
+        from .providers import Endpoint, make_client
+
+        ep = Endpoint(
+            profile=spec.profile, base_url=spec.base_url, vision_model=spec.vision_model,
+            text_model=spec.text_model, timeout=spec.timeout, max_retries=spec.max_retries,
+            backoff_base=spec.backoff_base, backoff_max=spec.backoff_max, concurrency=self.cfg.concurrency,
+            api_key=_api_key(spec),
+        )
+        return (self._make_client or make_client)(ep)
+
+    def _build_rungs(self) -> list[Rung]:
+        cfg, rungs = self.cfg, []
+        if cfg.endpoint.remote:
+            client = self._client_for(cfg.endpoint)
+            ep = client.endpoint
+            if ep.vision_model:
+                rungs.append(Rung(ROUTE_VISION, cfg.endpoint, ep.vision_model, client))
+            if cfg.vision_alt and cfg.vision_alt.remote:
+                alt = self._client_for(cfg.vision_alt)
+                if alt.endpoint.vision_model:
+                    rungs.append(Rung(ROUTE_VISION_ALT, cfg.vision_alt, alt.endpoint.vision_model, alt))
+            if ep.text_model:
+                rungs.append(Rung(ROUTE_TEXT_FALLBACK, cfg.endpoint, ep.text_model, client))
+        rungs.append(Rung("local"))
+        return rungs
+
+    def check_models(self) -> list[str]:
+        """Ask each endpoint once whether its models exist; retired or unknown models take
+        their rung out of the ladder. Returns one line per problem."""
+        problems = []
+        seen: dict[int, Any] = {}
+        for rung in self.rungs:
+            if not rung.remote:
+                continue
+            report = seen.get(id(rung.client))
+            if report is None:
+                report = seen[id(rung.client)] = rung.client.check_models()
+            if rung.model in report.retired:
+                rung.unavailable = f"model {rung.model} is retired: {report.retired[rung.model]}"
+            elif rung.model in report.unknown:
+                rung.unavailable = (f"model {rung.model} is not offered by {rung.spec.profile} "
+                                    f"(likely replacement: Mistral Medium 3.5)")
+            elif report.error and not report.available:
+                continue  # listing failed (e.g. no /models route): let the requests tell
+            if rung.unavailable:
+                problems.append(f"{rung.route}: {rung.unavailable}")
+        return problems
+
+    def serving(self, task: TaskSpec) -> list[Rung]:
+        return [r for r in self.rungs if self._applies(r, task) and not r.unavailable]
+
+    def _applies(self, rung: Rung, task: TaskSpec) -> bool:
+        if rung.route == "local":
+            return task.kind == "transcribe" and self.cfg.local_fallback
+        return True
+
+    def close(self) -> None:
+        closed = set()
+        for r in self.rungs:
+            if r.client is not None and id(r.client) not in closed:
+                closed.add(id(r.client))
+                r.client.close()
+
+    # -- page scope -----------------------------------------------------------------------
+    def answer_page(self, plan: DocumentPlan, number: int) -> list[Record]:
+        """Every page-scope task for one page: a list of records, one per unit."""
+        doc, cfg = plan.document, self.cfg
+        page_tasks = [t for t in cfg.tasks if t.scope == "page"]
+        try:
+            page = render_page(doc, number, cfg.render, cfg.password)
+        except InputError as e:
+            return [self._record(doc, number, t, q, status=STATUS_FAILED, error=ErrorInfo.from_exception(e))
+                    for t in page_tasks for q in t.units()]
+        out = []
+        ocr_text = _Lazy(lambda: self._ocr_text(page))
+        for task in page_tasks:
+            for question in task.units():
+                if task.kind == "chart":
+                    out.extend(self._answer_charts(plan, page, task))
+                else:
+                    out.append(self._answer_unit(plan, task, question, [page], ocr_text))
+        return out
+
+    def _ocr_text(self, page: Page) -> str:
+        if page.has_text_layer:
+            return page.text
+        return local.transcribe(page, self.cfg.render, None, self.cfg.password).markdown
+
+    def _answer_charts(self, plan: DocumentPlan, page: Page, task: TaskSpec) -> list[Record]:
+        from . import charts
+
+        doc = plan.document
+        regions = charts.chart_regions_for(doc, page.number, self.cfg.password)
+        if not regions:
+            return [self._record(doc, page.number, task, None, status=STATUS_SKIPPED,
+                                 fallback_reason="no chart found on this page", image=image_info(page))]
+        out = []
+        for region in regions:
+            crop = page if region.source == "whole-image" else charts.render_region(
+                doc, region, self.cfg.render, self.cfg.password)
+            rec = self._answer_unit(plan, task, None, [crop], _Lazy(lambda c=crop: c.text),
+                                    caption=region.caption, region=region.index, page_number=page.number)
+            out.append(rec)
+        return out
+
+    # -- document scope -------------------------------------------------------------------
+    def answer_document(self, plan: DocumentPlan, task: TaskSpec, question: str | None) -> Record:
+        """One answer for a whole document: its pages go together, 8 images per request."""
+        doc, cfg = plan.document, self.cfg
+        pages: list[Page] = []
+        try:
+            for n in range(1, plan.pages + 1):
+                pages.append(render_page(doc, n, cfg.render, cfg.password))
+        except InputError as e:
+            return self._record(doc, None, task, question, status=STATUS_FAILED, scope="document",
+                                pages=list(range(1, plan.pages + 1)), error=ErrorInfo.from_exception(e))
+        text = _Lazy(lambda: "\n\n".join(f"[page {p.number}]\n{self._ocr_text(p)}" for p in pages))
+        return self._answer_unit(plan, task, question, pages, text, scope="document")
+
+    # -- one unit through the ladder ------------------------------------------------------
+    def _answer_unit(self, plan: DocumentPlan, task: TaskSpec, question: str | None, pages: list[Page],
+                     text: "_Lazy", *, caption: str = "", region: int | None = None,
+                     page_number: int | None = None, scope: str = "page") -> Record:
+        doc, cfg = plan.document, self.cfg
+        number = None if scope == "document" else (page_number or pages[0].number)
+        page_list = [p.number for p in pages] if scope == "document" else None
+        key = cache_key(
+            sha256=doc.sha256, page=number, pages=page_list, region=region,
+            render=dataclasses.asdict(cfg.render), task=task.kind, prompt=task.prompt, question=question,
+            schema=task.schema, system=cfg.system_prompt, temperature=cfg.temperature, seed=cfg.seed,
+            max_tokens=task.max_tokens,
+            ladder=[(r.route, r.spec.profile if r.spec else None, r.model) for r in self.rungs],
+        )
+        hit = self.cache.get(key)
+        if hit is not None:
+            hit.document = doc.path  # the same bytes may sit under another name this time
+            return hit
+        t0 = time.perf_counter()
+        acc = _Accounting()
+        tried: list[dict] = []
+        base = dict(scope=scope, pages=page_list, region=region,
+                    image=image_info(pages[0]) if len(pages) == 1 else None)
+        for rung in self.rungs:
+            if not self._applies(rung, task):
+                continue
+            if rung.unavailable:
+                tried.append({"route": rung.route, "error": {"type": "unavailable", "message": rung.unavailable}})
+                continue
+            if rung.route == "local":
+                rec = self._local(doc, pages[0], plan, task, tried, acc, base)
+                if rec is not None:
+                    return self._done(key, rec, t0)
+                continue
+            if not rung.breaker.allow():
+                tried.append({"route": rung.route, "error": {"type": "circuit_open",
+                              "message": f"{rung.spec.profile} endpoint failing; circuit breaker open"}})
+                continue
+            use_images = rung.route != ROUTE_TEXT_FALLBACK
+            source_text = pages[0].text if (use_images and scope == "page") else None
+            if not use_images:
+                try:
+                    source_text = text.get()
+                except OCRError as e:
+                    tried.append({"route": rung.route, "error": ErrorInfo.from_exception(e).__dict__})
+                    continue
+                if not source_text.strip():
+                    tried.append({"route": rung.route, "error": {"type": "no_text",
+                                  "message": "page has no text layer and OCR found no text"}})
+                    continue
+            elif scope == "document":
+                source_text = "\n\n".join(f"[page {p.number}]\n{p.text}" for p in pages if p.text.strip())
+            try:
+                result = self._ask(rung, task, question, pages if use_images else [], source_text or "",
+                                   caption, acc)
+            except BudgetExceeded as e:
+                return self._done(None, self._record(
+                    doc, number, task, question, status=STATUS_SKIPPED, fallback_reason=str(e),
+                    tried=tried, **acc.fields(), **base), t0)
+            except _RungFailed as e:
+                tried.append({"route": rung.route, "error": e.info})
+                continue
+            rec = self._record(doc, number, task, question, status=STATUS_OK, route=rung.route,
+                               model=rung.model, provider=rung.spec.profile, tried=tried,
+                               fallback_reason=_reason(tried), **acc.fields(), **base, **result)
+            if use_images and pages[0].has_text_layer and task.kind in ("transcribe", "ask"):
+                rec.agreement, rec.flags = answers.cross_check(rec.answer or "", "\n".join(p.text for p in pages))
+            return self._done(key, rec, t0)
+        last = tried[-1]["error"] if tried else {"type": "no_route", "message": "no rung can serve this task"}
+        return self._done(None, self._record(
+            doc, number, task, question, status=STATUS_FAILED, tried=tried,
+            error=ErrorInfo(last["type"], "; ".join(f"{t['route']}: {t['error']['message']}" for t in tried)
+                            or last["message"]),
+            **acc.fields(), **base), t0)
+
+    def _done(self, key: str | None, rec: Record, t0: float) -> Record:
+        rec.latency_ms = round((time.perf_counter() - t0) * 1000, 1)
+        if key is not None:
+            self.cache.put(key, rec)
+        return rec
+
+    def _local(self, doc, page, plan, task, tried, acc, base) -> Record | None:
+        try:
+            ans = local.transcribe(page, self.cfg.render, plan.running_lines, self.cfg.password)
+        except OCRError as e:
+            tried.append({"route": "local", "error": ErrorInfo.from_exception(e).__dict__})
+            return None
+        return self._record(doc, page.number, task, None, status=STATUS_OK, route=ans.route, answer=ans.markdown,
+                            model=ans.model, provider="local", tried=tried, fallback_reason=_reason(tried),
+                            **acc.fields(), **base)
+
+    def _ask(self, rung: Rung, task: TaskSpec, question, pages, text, caption, acc) -> dict:
+        """One rung's answer as record fields, or _RungFailed."""
+        images = [_image_part(p) for p in pages]
+        if len(images) > MAX_IMAGES_PER_REQUEST:
+            return self._ask_in_chunks(rung, task, question, pages, text, caption, acc)
+        if task.kind == "extract":
+            return self._extract(rung, task, images, text, acc)
+        req = prompts.build_request(self.cfg, task, images=images, text=text, question=question,
+                                    caption=caption, model=rung.model)
+        resp = self._call(rung, req, acc)
+        answer = self._text(rung, resp)
+        if task.kind == "chart":
+            try:
+                chart = answers.parse_chart(answer)
+            except answers.AnswerError as e:
+                raise _RungFailed(e) from None
+            return {"answer": chart.summary or answer, "data": {"rows": chart.rows}}
+        return {"answer": answer}
+
+    def _ask_in_chunks(self, rung, task, question, pages, text, caption, acc) -> dict:
+        """Documents over 8 pages: answer chunk by chunk, then merge."""
+        parts = []
+        for i in range(0, len(pages), MAX_IMAGES_PER_REQUEST):
+            chunk = pages[i : i + MAX_IMAGES_PER_REQUEST]
+            chunk_text = "\n\n".join(f"[page {p.number}]\n{p.text}" for p in chunk if p.text.strip())
+            parts.append(self._ask(rung, task, question, chunk, chunk_text, caption, acc))
+        if task.kind == "extract":
+            data = _merge_objects([p["data"] for p in parts])
+            errors = answers.validate(data, task.schema)
+            return {"data": data, "valid": {"ok": not errors, "errors": errors},
+                    "answer": _json_text(data), "schema": task.schema_name}
+        joined = "\n\n".join(f"Pages {i * 8 + 1}-{i * 8 + 8}: {p['answer']}" for i, p in enumerate(parts))
+        merge = TaskSpec(kind="ask", questions=[question or ""], prompt=(
+            "Several partial answers to one question, each from a part of the same document, follow. "
+            "Combine them into one final answer to the question, keeping exact figures.\n\n"
+            "Question: {question}"), max_tokens=task.max_tokens)
+        req = prompts.build_request(self.cfg, merge, text=joined, question=question,
+                                    model=self.rungs_text_model() or rung.model)
+        return {"answer": self._text(rung, self._call(rung, req, acc))}
+
+    def rungs_text_model(self) -> str | None:
+        return next((r.model for r in self.rungs if r.route == ROUTE_TEXT_FALLBACK), None)
+
+    def _extract(self, rung: Rung, task: TaskSpec, images, text, acc) -> dict:
+        """JSON Schema first, then JSON mode, then a forced tool call, as the endpoint accepts;
+        one repair turn quoting the validation errors."""
+        from .providers.errors import BadRequest, UnprocessableError
+
+        while True:
+            mode = JSON_MODES[rung.json_mode]
+            req = prompts.build_request(self.cfg, task, images=images, text=text, model=rung.model, mode=mode)
+            try:
+                resp = self._call(rung, req, acc, raw_errors=(BadRequest, UnprocessableError))
+                break
+            except (BadRequest, UnprocessableError) as e:
+                if rung.json_mode + 1 < len(JSON_MODES) and _about_format(e):
+                    rung.json_mode += 1
+                    continue
+                rung.breaker.failure()
+                raise _RungFailed(e) from None
+        raw = self._text(rung, resp)
+        data, errors = self._parse_validate(raw, task)
+        if errors:
+            fix = prompts.repair_request(req, raw, errors)
+            raw2 = self._text(rung, self._call(rung, fix, acc))
+            data2, errors2 = self._parse_validate(raw2, task)
+            if data2 is not None and (not errors2 or data is None):
+                data, errors, raw = data2, errors2, raw2
+        if data is None:
+            raise _RungFailed(answers.AnswerError("answer is not valid JSON, also after one repair", "invalid_json"))
+        return {"data": data, "valid": {"ok": not errors, "errors": errors}, "answer": _json_text(data),
+                "schema": task.schema_name, "flags": [] if not errors else ["schema validation failed"]}
+
+    def _parse_validate(self, raw: str, task: TaskSpec):
+        try:
+            data = answers.parse_json(raw)
+        except answers.AnswerError as e:
+            return None, [str(e)]
+        return data, answers.validate(data, task.schema)
+
+    def _text(self, rung: Rung, resp: ChatResponse) -> str:
+        try:
+            return answers.answer_text(resp)
+        except answers.AnswerError as e:
+            raise _RungFailed(e) from None
+
+    def _call(self, rung: Rung, req: ChatRequest, acc: "_Accounting", raw_errors=()) -> ChatResponse:
+        """One request on a rung, within the budget; provider errors become _RungFailed
+        (except ``raw_errors``, which the caller handles)."""
+        from .providers.errors import FinalError, ModelGoneError, ProviderError, RetryableError
+
+        reserved = self.budget.reserve(worst_case_cost(req, rung.model))
+        try:
+            resp = rung.client.complete(req, stream=self.cfg.stream)
+        except BaseException as e:
+            self.budget.settle(reserved, 0.0)
+            acc.attempts += 1
+            if isinstance(e, raw_errors) or not isinstance(e, ProviderError):
+                raise
+            if isinstance(e, ModelGoneError):
+                rung.unavailable = f"model {rung.model} is gone: {e}"
+            elif isinstance(e, RetryableError) or not isinstance(e, FinalError):
+                rung.breaker.failure()
+            elif getattr(e, "status", None) in (401, 402, 403, 404):
+                rung.breaker.failure()  # the endpoint itself is unusable, not just this request
+            raise _RungFailed(e) from None
+        rung.breaker.success()
+        usage = resp.usage or Usage()
+        actual = usage.cost_usd if usage.cost_usd is not None else tokens.cost_usd(rung.model, usage)
+        self.budget.settle(reserved, actual)
+        acc.add(resp, actual)
+        return resp
+
+    def _record(self, doc: Document, page: int | None, task: TaskSpec, question: str | None, **kw) -> Record:
+        kw.setdefault("route", None)
+        if task.kind == "extract":
+            kw.setdefault("schema", task.schema_name)
+        return Record(document=doc.path, sha256=doc.sha256, page=page, task=task.kind, question=question, **kw)
+
+
+class _RungFailed(Exception):
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(str(exc))
+        self.info = ErrorInfo.from_exception(exc).__dict__
+
+
+@dataclass
+class _Accounting:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    attempts: int = 0
+
+    def add(self, resp: ChatResponse, cost: float) -> None:
+        self.input_tokens += resp.usage.prompt_tokens
+        self.output_tokens += resp.usage.completion_tokens
+        self.cost += cost
+        self.attempts += resp.attempts or 1
+
+    def fields(self) -> dict:
+        return {"usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
+                "cost_usd": round(self.cost, 8), "attempts": self.attempts}
+
+
+class _Lazy:
+    """A value computed on first use (OCR text is only needed by the text rung)."""
+
+    def __init__(self, fn) -> None:
+        self.fn, self.done, self.value = fn, False, None
+
+    def get(self):
+        if not self.done:
+            self.value, self.done = self.fn(), True
+        return self.value
+
+
+def worst_case_cost(req: ChatRequest, model: str | None) -> float:
+    """Exact prompt tokens plus the whole max_tokens, at the model's price."""
+    price = tokens.price_for(model or "")
+    if price is None:
+        return 0.0
+    prompt = tokens.estimate_prompt_tokens(req, model)
+    return prompt * price.input_per_m / 1e6 + (req.max_tokens or 0) * price.output_per_m / 1e6
+
+
+def _reason(tried: list[dict]) -> str | None:
+    if not tried:
+        return None
+    return "; ".join(f"{t['route']}: {t['error']['type']}: {t['error']['message']}" for t in tried)[:2000]
+
+
+def _about_format(e: Exception) -> bool:
+    msg = str(e).lower()
+    return any(w in msg for w in ("response_format", "json_schema", "json schema", "tool", "structured"))
+
+
+def _json_text(data: Any) -> str:
+    import json
+
+    return json.dumps(data, ensure_ascii=False, indent=2)
+
+
+def _merge_objects(objs: list[Any]) -> Any:
+    """Chunk answers of one extraction: later values fill nulls, lists concatenate."""
+    merged: Any = None
+    for o in objs:
+        if merged is None:
+            merged = o
+        elif isinstance(merged, dict) and isinstance(o, dict):
+            for k, v in o.items():
+                if merged.get(k) in (None, "", [], {}):
+                    merged[k] = v
+                elif isinstance(merged[k], list) and isinstance(v, list):
+                    merged[k] = merged[k] + v
+    return merged
+
+
+def _api_key(spec: EndpointSpec) -> str | None:
+    import os
+
+    if spec.api_key_env:
+        return os.environ.get(spec.api_key_env)
+    return None  # the profile's own variable, read by Endpoint.resolved()
+
+
+def failed_record(plan: DocumentPlan, number: int, task: TaskSpec, exc: BaseException) -> Record:
+    """The record for a page whose every attempt raised unexpectedly."""
     doc = plan.document
-    return Record(
-        document=doc.path,
-        sha256=doc.sha256,
-        page=number,
-        task=cfg.task,
-        route=None,
-        status=STATUS_FAILED,
-        error=ErrorInfo.from_exception(exc),
-    )
+    return Record(document=doc.path, sha256=doc.sha256, page=number, task=task.kind, route=None,
+                  status=STATUS_FAILED, error=ErrorInfo.from_exception(exc))

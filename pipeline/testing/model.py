@@ -35,14 +35,28 @@ def transcription(req: ChatRequest) -> str:
     last = users[-1]
     text = last.text
     blocks = [m.group(2) for m in _TAG.finditer(text)] or _FENCE.findall(text)
-    if blocks:
-        return max(blocks, key=len).strip()
-    if text.strip():
-        return text.strip()
+    source = max(blocks, key=len).strip() if blocks else ""
+    if "```csv" in text:  # a chart prompt: answer with a data table, as a model would
+        return chart_answer(source)
+    if source:
+        return source
     if last.images:
         w, h = last.images[0].size()
         return f"(The {w}x{h} page image contains no legible text.)"
+    if text.strip():
+        return text.strip()
     return "Hello."
+
+
+_PAIR = re.compile(r"([A-Za-z][\w ]{0,30}?)\s*[:=]?\s+(-?\d+(?:\.\d+)?)\b")
+
+
+def chart_answer(hint: str) -> str:
+    """A CSV block of (label, value) pairs read from the hint text, then a summary."""
+    pairs = [(a.strip(), b) for a, b in _PAIR.findall(hint)][:20] or [("A", "1"), ("B", "2")]
+    rows = "\n".join(f"{a},{b}" for a, b in pairs)
+    top = max(pairs, key=lambda p: float(p[1]))[0]
+    return f"```csv\nlabel,value\n{rows}\n```\n\nThe chart compares {len(pairs)} values; {top} is the largest."
 
 
 def from_schema(schema: dict, hint: str = "", root: dict | None = None, depth: int = 0, name: str = "") -> object:
