@@ -8,7 +8,7 @@ DEMO_OUT ?= out/demo
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: setup system-deps demo test fixtures clean
+.PHONY: setup system-deps browser demo test fixtures clean
 
 setup: $(STAMP) system-deps
 
@@ -26,6 +26,14 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq tesseract-ocr tesseract-ocr-eng >/dev/null; }
 	@tesseract --version 2>&1 | head -n 1
 
+# Headless Chromium for the report's browser test (Debian package; no browser download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || { \
+	  echo "installing chromium (apt-get), for the report test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
+
 # The main job on the bundled samples, offline. Some samples are broken on purpose, so
 # exit code 1 (some pages failed, records say why) is expected; 2 or worse is an error.
 demo: setup
@@ -34,7 +42,7 @@ demo: setup
 	  [ $$rc -le 1 ] || exit $$rc
 	@echo "demo outputs: $(abspath $(DEMO_OUT)) (results.jsonl, manifest.json, one .md per document)"
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 fixtures: $(STAMP)

@@ -26,6 +26,7 @@ from pipeline.manifest import build_manifest
 from pipeline.outputs import OutputWriter
 from pipeline.records import STATUS_FAILED, Document, ErrorInfo, Record
 from pipeline.render import count_pages
+from pipeline.report import build_report, write_thumbnail
 from pipeline.route import DocumentPlan, Router, failed_record
 
 from . import progress
@@ -100,7 +101,8 @@ def extract_batch(config: dict[str, Any]) -> dict[str, Any]:
     started = dt.datetime.now(dt.timezone.utc)
     if cfg.prices:
         tokens.register_prices(cfg.prices)
-    router = Router(cfg)
+    router = Router(cfg, on_render=lambda page: write_thumbnail(
+        cfg.out, page.document.sha256, page.number, page.image))
     problems = router.check_models() if cfg.endpoint.remote else []
     for p in problems:
         log.warning("%s", p)
@@ -179,6 +181,7 @@ def extract_batch(config: dict[str, Any]) -> dict[str, Any]:
         extra={"ledger": ledger, "model_problems": problems,
                "budget": {"limit_usd": cfg.budget_usd, "spent_usd": round(router.budget.spent, 6),
                           "refused_requests": router.budget.refused}}))
+    build_report(cfg.out)
     log.info("%s", format_ledger(ledger))
     log.info("wrote %d records for %d inputs to %s", summary["records"], len(writer.documents), cfg.out)
     return summary

@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(est, with_out=False)
     est.add_argument("--json", action="store_true", help="print JSON")
 
+    rep = sub.add_parser(
+        "report", help="(re)build report.html in an output folder",
+        description="Rebuild the self-contained review report (report.html) from results.jsonl, "
+                    "manifest.json and thumbs/ in OUT_DIR.",
+        epilog="examples:\n  pixtract report out/", formatter_class=argparse.RawDescriptionHelpFormatter)
+    rep.add_argument("out_dir", metavar="OUT_DIR")
+
     models = sub.add_parser(
         "models", help="list the models an endpoint offers and check the configured ones",
         epilog="examples:\n  pixtract models --profile mistral\n"
@@ -198,7 +205,8 @@ def report(summary: dict, out: str) -> int:
     ledger = summary.get("ledger")
     if ledger:
         print(format_ledger(ledger))
-    print(f"pixtract: outputs in {os.path.abspath(out)} (results.jsonl, manifest.json, one .md per document)")
+    print(f"pixtract: outputs in {os.path.abspath(out)} (results.jsonl, manifest.json, report.html, "
+          f"one .md per document)")
     if ledger and not ledger["balanced"]:
         print("pixtract: error: LEDGER MISMATCH: records are missing or duplicated; this is a bug",
               file=sys.stderr)
@@ -219,6 +227,16 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         print(f"pixtract: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     print(json.dumps(result, indent=2) if args.json else format_estimate(result))
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipeline.report import build_report
+
+    if not os.path.exists(os.path.join(args.out_dir, "results.jsonl")):
+        print(f"pixtract: error: {args.out_dir} has no results.jsonl (not a pixtract output folder)", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"pixtract: wrote {build_report(args.out_dir)}")
     return EXIT_OK
 
 
@@ -296,7 +314,7 @@ class _ProgressBar:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad usage
-    handlers = {"run": cmd_run, "estimate": cmd_estimate, "models": cmd_models}
+    handlers = {"run": cmd_run, "estimate": cmd_estimate, "models": cmd_models, "report": cmd_report}
     return handlers[args.command](args)
 
 

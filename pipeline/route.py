@@ -68,8 +68,10 @@ def _image_part(page: Page) -> ImagePart:
 class Router:
     """Answers pages for one run. Thread-safe; one per process."""
 
-    def __init__(self, cfg: RunConfig, *, make_client=None) -> None:
+    def __init__(self, cfg: RunConfig, *, make_client=None, on_render=None) -> None:
+        """``on_render(page)`` sees every rendered page (the flow writes thumbnails with it)."""
         self.cfg = cfg
+        self.on_render = on_render
         self.cache = AnswerCache(cfg.cache_path(), cfg.cache)
         self.budget = Budget(cfg.budget_usd)
         self._make_client = make_client
@@ -151,6 +153,8 @@ class Router:
         except InputError as e:
             return [self._record(doc, number, t, q, status=STATUS_FAILED, error=ErrorInfo.from_exception(e))
                     for t in page_tasks for q in t.units()]
+        if self.on_render is not None:
+            self.on_render(page)
         out = []
         ocr_text = _Lazy(lambda: self._ocr_text(page))
         for task in page_tasks:
