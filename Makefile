@@ -8,7 +8,7 @@ DEMO_OUT ?= out/demo
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: setup system-deps browser demo test fixtures clean
+.PHONY: setup system-deps browser demo test bench fixtures clean
 
 setup: $(STAMP) system-deps
 
@@ -44,6 +44,10 @@ demo: setup
 
 test: setup browser
 	$(BIN)/python -m pytest -q
+
+# Benchmarks (not part of make test): figures printed and saved to bench/results/*.json.
+bench: setup
+	$(BIN)/python bench/run_all.py
 
 fixtures: $(STAMP)
 	$(BIN)/python fixtures/make_fixtures.py

@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--vision-model")
     models.add_argument("--text-model")
     models.add_argument("--timeout", type=float, default=30.0)
+    from .schedule import add_commands  # deploy, serve
+
+    add_commands(sub, _add_config_flags)
     return p
 
 
@@ -315,7 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad usage
     handlers = {"run": cmd_run, "estimate": cmd_estimate, "models": cmd_models, "report": cmd_report}
-    return handlers[args.command](args)
+    if args.command in handlers:
+        return handlers[args.command](args)
+    return args.handler(args)  # commands added by flows.schedule
 
 
 if __name__ == "__main__":
