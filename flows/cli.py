@@ -84,7 +84,29 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=RUN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_config_flags(run)
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("-q", "--quiet", action="store_true", help="print only errors and the final summary line")
+    run.add_argument("--log-json", action="store_true",
+                     help="one JSON object per finished page on stderr, and the summary as JSON on stdout")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace the outputs of a different earlier run in --out")
     run.add_argument("-v", "--verbose", action="store_true", help="show Prefect's logs")
+
+    doctor = sub.add_parser(
+        "doctor", help="check Python, Tesseract, Prefect, API key, endpoint and models",
+        description="Check that this machine can run the chosen profile, and say how to fix each problem.",
+        epilog="examples:\n  pixtract doctor\n  pixtract doctor --profile mistral\n"
+               "  pixtract doctor --job job.toml", formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_config_flags(doctor, with_out=False)
+
+    config = sub.add_parser(
+        "config", help="show the effective configuration (secrets masked)",
+        description="Print the configuration a run would use: flags > environment (PIXTRACT_*) > job file "
+                    "> profile defaults. API keys are never printed, only whether they are set.",
+        epilog="examples:\n  pixtract config show --job job.toml --profile mistral\n"
+               "  PIXTRACT_MAX_EDGE=1536 pixtract config show", formatter_class=argparse.RawDescriptionHelpFormatter)
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    show = config_sub.add_parser("show", help="print the effective configuration as JSON")
+    _add_config_flags(show)
 
     est = sub.add_parser(
         "estimate", help="exact input tokens and cost range, before anything is sent",
@@ -155,20 +177,26 @@ def load_config(args: argparse.Namespace):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.errors import UsageError
+    from pipeline.outputs import check_out_dir
     from pipeline.providers.errors import ConfigError
 
     try:
         cfg = load_config(args).validate()
         _check_key(cfg)
+        check_out_dir(cfg.out, cfg.fingerprint(), overwrite=args.overwrite)
     except (UsageError, ConfigError) as e:
         print(f"pixtract: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    _prefect_defaults(args.verbose)
+    _prefect_defaults(args.verbose or False)
+    if args.quiet or args.log_json:
+        os.environ["PREFECT_LOGGING_LEVEL"] = "ERROR"
     from . import progress
     from .batch import run_batch
 
-    bar = _ProgressBar(enabled=not args.no_progress and sys.stderr.isatty())
-    unsubscribe = progress.subscribe(bar)
+    bar = _ProgressBar(enabled=not (args.no_progress or args.quiet or args.log_json) and sys.stderr.isatty())
+    listeners = [progress.subscribe(bar)]
+    if args.log_json:
+        listeners.append(progress.subscribe(_JsonLog()))
     try:
         with bar:
             summary = run_batch(cfg)
@@ -176,10 +204,88 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"pixtract: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     finally:
-        unsubscribe()
+        for unsubscribe in listeners:
+            unsubscribe()
     for line in bar.notes:
         print(f"pixtract: warning: {line}", file=sys.stderr)
-    return report(summary, cfg.out)
+    if args.log_json:
+        print(json.dumps({"event": "summary", "out": os.path.abspath(cfg.out), **summary}))
+        return exit_code(summary)
+    return report(summary, cfg.out, quiet=args.quiet)
+
+
+class _JsonLog:
+    """``--log-json``: one line per finished record (no answers, no secrets) on stderr.
+    Written to the stream directly: the flow's log_prints would turn print() into log records."""
+
+    def _emit(self, obj: dict) -> None:
+        sys.stderr.write(json.dumps(obj) + "\n")
+        sys.stderr.flush()
+
+    def document(self, path: str, pages: int) -> None:
+        self._emit({"event": "document", "document": path, "pages": pages})
+
+    def record(self, r) -> None:
+        self._emit({"event": "record", "document": r.document, "page": r.page, "task": r.task,
+                    "status": r.status, "route": r.route, "cost_usd": r.cost_usd, "cached": r.cached,
+                    "error": r.error.type if r.error else None})
+
+    def note(self, message: str) -> None:
+        self._emit({"event": "warning", "message": message})
+
+
+def exit_code(summary: dict) -> int:
+    ledger = summary.get("ledger")
+    if (ledger and not ledger["balanced"]) or summary.get("by_status", {}).get("failed", 0):
+        return EXIT_FAILURES
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from pipeline.doctor import format_checks, run_checks
+    from pipeline.errors import UsageError
+
+    try:
+        args.out = "."
+        cfg = load_config(args)
+    except UsageError as e:
+        print(f"pixtract: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    checks = run_checks(cfg.endpoint)
+    print(format_checks(checks))
+    bad = [c for c in checks if not c.ok]
+    print(f"\n{len(checks) - len(bad)} of {len(checks)} checks passed" + ("" if bad else "; ready to run"))
+    return EXIT_FAILURES if bad else EXIT_OK
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from pipeline.errors import UsageError
+
+    try:
+        cfg = load_config(args)
+    except UsageError as e:
+        print(f"pixtract: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(effective_config(cfg), indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def effective_config(cfg) -> dict:
+    """The public configuration plus, per endpoint, where its key comes from and whether it is set."""
+    from pipeline.profiles import get_profile
+
+    d = cfg.public()
+    for name in ("endpoint", "vision_alt"):
+        spec = getattr(cfg, name)
+        if spec is None or not spec.remote:
+            continue
+        prof = get_profile(spec.profile)
+        var = spec.api_key_env or prof.key_env
+        d[name]["api_key"] = ("***" if var and os.environ.get(var) else None)
+        d[name]["api_key_from"] = f"Prefect Secret block {spec.api_key_secret!r}" if spec.api_key_secret else var
+        for k in ("base_url", "vision_model", "text_model"):
+            d[name][k] = d[name][k] or getattr(prof, k)
+    return d
 
 
 def _check_key(cfg) -> None:
@@ -193,10 +299,18 @@ def _check_key(cfg) -> None:
                      text_model=spec.text_model, api_key=key).resolved()
 
 
-def report(summary: dict, out: str) -> int:
+def report(summary: dict, out: str, quiet: bool = False) -> int:
     from pipeline.ledger import format_ledger
 
     by_status = summary.get("by_status", {})
+    if quiet:
+        print(f"pixtract: {summary['records']} records, {by_status.get('ok', 0)} ok, "
+              f"{by_status.get('failed', 0)} failed, {by_status.get('skipped', 0)} skipped; "
+              f"${summary.get('cost_usd', 0):.4f}; {os.path.abspath(out)}")
+        if summary.get("ledger") and not summary["ledger"]["balanced"]:
+            print("pixtract: error: LEDGER MISMATCH: records are missing or duplicated; this is a bug",
+                  file=sys.stderr)
+        return exit_code(summary)
     routes = ", ".join(f"{k}: {v}" for k, v in sorted(summary.get("ok_by_route", {}).items())) or "none"
     usage = summary.get("usage", {})
     print(f"pixtract: {summary['records']} records: {by_status.get('ok', 0)} ok ({routes}), "
@@ -213,9 +327,7 @@ def report(summary: dict, out: str) -> int:
     if ledger and not ledger["balanced"]:
         print("pixtract: error: LEDGER MISMATCH: records are missing or duplicated; this is a bug",
               file=sys.stderr)
-        return EXIT_FAILURES
-    failed = by_status.get("failed", 0)
-    return EXIT_FAILURES if failed else EXIT_OK
+    return exit_code(summary)
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
@@ -317,7 +429,8 @@ class _ProgressBar:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad usage
-    handlers = {"run": cmd_run, "estimate": cmd_estimate, "models": cmd_models, "report": cmd_report}
+    handlers = {"run": cmd_run, "estimate": cmd_estimate, "models": cmd_models, "report": cmd_report,
+                "doctor": cmd_doctor, "config": cmd_config}
     if args.command in handlers:
         return handlers[args.command](args)
     return args.handler(args)  # commands added by flows.schedule

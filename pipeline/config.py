@@ -146,6 +146,9 @@ class RunConfig:
             raise UsageError("profile 'openai' needs --base-url (e.g. http://localhost:8000/v1 for vLLM)")
         return self
 
+    def fingerprint(self) -> str:
+        return fingerprint(self.public())
+
     def public(self) -> dict[str, Any]:
         """The effective configuration without secrets: for the manifest and flow parameters."""
         d = dataclasses.asdict(self)
@@ -163,6 +166,23 @@ class RunConfig:
         d["tasks"] = [_load_schema(TaskSpec(**t)) for t in d.get("tasks") or [{}]]
         d["password"] = password
         return cls(**d)
+
+
+# What makes two runs "the same job" (a rerun or resume may write into the same --out);
+# operational knobs like concurrency, budget, timeouts or the cache do not change the answers.
+_JOB_IDENTITY = ("inputs", "profile", "tasks", "render", "system_prompt", "temperature", "seed")
+_ENDPOINT_IDENTITY = ("profile", "vision_model", "text_model")
+
+
+def fingerprint(public: dict[str, Any]) -> str:
+    import hashlib
+
+    ident = {k: public.get(k) for k in _JOB_IDENTITY}
+    for name in ("endpoint", "vision_alt"):
+        ep = public.get(name) or {}
+        ident[name] = {k: ep.get(k) for k in _ENDPOINT_IDENTITY}
+    blob = json.dumps(ident, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _validate_task(t: TaskSpec, profile: str) -> None:

@@ -48,8 +48,11 @@ def build_manifest(
     *, config: dict[str, Any], documents: list[dict[str, Any]], summary: dict[str, Any],
     started: dt.datetime, finished: dt.datetime, extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    from .config import fingerprint
+
     return {
         "pixtract_manifest": 1,
+        "config_fingerprint": fingerprint(config),
         "started": started.isoformat(timespec="seconds"),
         "finished": finished.isoformat(timespec="seconds"),
         "seconds": round((finished - started).total_seconds(), 3),

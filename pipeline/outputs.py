@@ -239,6 +239,59 @@ def _by_task(counts: Counter) -> dict[str, dict[str, Any]]:
     return out
 
 
+OWN_DIRS = ("thumbs", "charts", WORK_DIR)
+OWN_FILES = (RESULTS, MANIFEST, "report.html")
+
+
+def check_out_dir(out: str, fingerprint: str, overwrite: bool = False) -> None:
+    """Refuse to write over another run's outputs (or a folder that is not pixtract's) unless
+    ``overwrite``; then remove the earlier run's files first. A rerun of the same job (same
+    fingerprint) may write into its own folder: that is how resume works."""
+    from .errors import UsageError
+
+    stamp = os.path.join(out, WORK_DIR, "fingerprint")
+    if not os.path.isdir(out) or not os.listdir(out):
+        atomic_write(stamp, fingerprint)  # marks the folder as this job's, even if the run is killed
+        return
+    try:
+        with open(os.path.join(out, MANIFEST), encoding="utf-8") as f:
+            old = json.load(f)
+    except (OSError, ValueError):
+        old = None
+    try:
+        with open(stamp, encoding="utf-8") as f:
+            started = f.read().strip()
+    except OSError:
+        started = None
+    if fingerprint in ((old or {}).get("config_fingerprint"), started):
+        return
+    ours = old is not None or os.path.isdir(os.path.join(out, WORK_DIR))
+    if not overwrite:
+        if ours:
+            raise UsageError(f"{out} holds the outputs of a different run (other inputs, tasks or models); "
+                             f"use another --out, or --overwrite to replace them")
+        raise UsageError(f"{out} is not empty and is not a pixtract output folder; choose an empty or new --out")
+    if not ours:
+        raise UsageError(f"{out} is not a pixtract output folder; --overwrite only replaces pixtract outputs")
+    import shutil
+
+    for doc in (old or {}).get("inputs", []):
+        if doc.get("markdown"):
+            _remove(os.path.join(out, safe_name(doc["markdown"])))
+    for name in OWN_FILES:
+        _remove(os.path.join(out, name))
+    for name in OWN_DIRS:
+        shutil.rmtree(os.path.join(out, name), ignore_errors=True)
+    atomic_write(stamp, fingerprint)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def read_results(out: str) -> list[Record]:
     with open(os.path.join(out, RESULTS), encoding="utf-8") as f:
         return [Record.from_json(json.loads(line)) for line in f if line.strip()]

@@ -383,6 +383,9 @@ def _make_handler(emu: Emulator):
 
         def _api_inner(self, method, skin, rest, raw, rec):
             if method == "GET" and rest.endswith("/models"):
+                key = skin.key(self.headers, {})
+                if emu.config["api_keys"] is not None and key not in emu.config["api_keys"]:
+                    raise skin.reject(401, "Invalid API key", outcome="unauthorized")
                 self._send(200, skin.models(emu._models(skin.name)))
                 return 200, "models"
             if method != "POST" or not (rest.endswith("/chat/completions") or rest.endswith("/messages")
