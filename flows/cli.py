@@ -28,6 +28,9 @@ def _prefect_defaults(verbose: bool) -> None:
     """Quiet, offline-friendly Prefect settings unless the user chose otherwise."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    # The ephemeral API server takes 10-15 s to start on a fresh 2-core machine (more under
+    # load); Prefect's default 20 s wait is too tight for that.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         # The ephemeral server is stopped before its event recorder has flushed and logs a
