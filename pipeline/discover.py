@@ -86,21 +86,29 @@ def expand(inputs: Iterable[str]) -> Iterator[str]:
                     yield from emit(p)
 
 
+def display_path(path: str) -> str:
+    """The path as text for records and messages: bytes that are not UTF-8 shown as escapes."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def identify(path: str) -> Document | DiscoveryFailure:
     """Read a file's header and hash; never raises for a bad file."""
+    raw, path = path, display_path(path)
     try:
-        if not os.path.exists(path):
+        if not os.path.exists(raw):
+            if os.path.islink(raw):
+                raise UnreadableFile(f"{path}: symbolic link loop or link to a missing file")
             raise UnreadableFile(f"{path}: no such file")
-        if not os.path.isfile(path):
+        if not os.path.isfile(raw):
             raise UnsupportedFile(f"{path}: not a regular file")
-        with open(path, "rb") as f:
+        with open(raw, "rb") as f:
             head = f.read(1024)
-        digest = sha256_file(path)
+        digest = sha256_file(raw)
     except (UnreadableFile, UnsupportedFile) as e:
         return DiscoveryFailure(path, None, e)
     except OSError as e:
         return DiscoveryFailure(path, None, UnreadableFile(f"{path}: cannot read ({e.strerror or e})"))
-    size = os.path.getsize(path)
+    size = os.path.getsize(raw)
     if size == 0:
         return DiscoveryFailure(path, digest, UnreadableFile(f"{path}: empty file (0 bytes)"))
     found = sniff(head)
@@ -115,7 +123,7 @@ def identify(path: str) -> Document | DiscoveryFailure:
             ),
         )
     kind, fmt = found
-    return Document(path=path, abspath=os.path.abspath(path), sha256=digest, kind=kind, size=size, fmt=fmt)
+    return Document(path=path, abspath=os.path.abspath(raw), sha256=digest, kind=kind, size=size, fmt=fmt)
 
 
 def discover(inputs: Iterable[str]) -> Iterator[Document | DiscoveryFailure]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pymupdf4llm
 
 from . import markdown, mupdf, ocr, render
+from .errors import InputError
 from .records import ROUTE_LOCAL_OCR, ROUTE_LOCAL_TEXT, Document, Page, RenderSettings
 
 LOCAL_MODEL = "pixtract-local"
@@ -35,6 +36,10 @@ def transcribe(
     if page.document.kind == "pdf" and page.has_text_layer:
         md = text_layer_markdown(page.document, page.number, password)
         route, model = ROUTE_LOCAL_TEXT, f"{LOCAL_MODEL}/pymupdf4llm"
+        if not md.strip():
+            # pymupdf4llm found nothing it could lay out (e.g. a 200-inch page): the plain text
+            # layer is still far better than OCR of a page shrunk to 4200 px.
+            md, model = page.text, f"{LOCAL_MODEL}/text-layer"
     if not md.strip():  # no text layer, or one that yields nothing (e.g. invisible text)
         lines = ocr.ocr_lines(render.ocr_image(page.document, page.number, settings, password))
         md = markdown.ocr_to_markdown(lines)
@@ -44,25 +49,42 @@ def transcribe(
 
 
 def text_layer_markdown(doc: Document, number: int, password: str | None = None) -> str:
+    """pymupdf4llm's Markdown of one page ("" when its layout analysis fails on the page)."""
     with mupdf.open_pdf(doc, password) as pdf:
         # pymupdf4llm prints parser notes on stdout; keep our output clean.
         with contextlib.redirect_stdout(io.StringIO()):
-            return pymupdf4llm.to_markdown(
-                pdf,
-                pages=[number - 1],
-                header=False,
-                footer=False,
-                use_ocr=False,
-                show_progress=False,
-            )
+            try:
+                return _to_markdown(pdf, number)
+            except Exception:  # a page its layout model cannot handle: the caller falls back
+                return ""
+
+
+def _to_markdown(pdf, number: int) -> str:
+    return pymupdf4llm.to_markdown(
+        pdf,
+        pages=[number - 1],
+        header=False,
+        footer=False,
+        use_ocr=False,
+        show_progress=False,
+    )
 
 
 def document_running_lines(doc: Document, password: str | None = None) -> set[str]:
     """Running header/footer keys of a PDF, from the first and last lines of its pages."""
-    from .textlayer import running_lines
-
     if doc.kind != "pdf":
         return set()
+    try:
+        return _running_lines(doc, password)
+    except InputError:
+        raise
+    except Exception:  # a page MuPDF cannot read: it fails on its own later, with its own record
+        return set()
+
+
+def _running_lines(doc: Document, password: str | None) -> set[str]:
+    from .textlayer import running_lines
+
     with mupdf.open_pdf(doc, password) as pdf:
         step = max(1, pdf.page_count // RUNNING_SAMPLE)  # a sample is enough for long documents
         pages = []

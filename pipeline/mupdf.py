@@ -25,18 +25,37 @@ pymupdf.TOOLS.mupdf_display_errors(False)  # errors surface as exceptions and re
 
 def _open(doc: Document, password: str | None) -> pymupdf.Document:
     try:
-        pdf = pymupdf.open(doc.abspath, filetype="pdf")
+        if _encodable(doc.abspath):
+            pdf = pymupdf.open(doc.abspath, filetype="pdf")
+        else:  # a file name that is not valid UTF-8: MuPDF cannot take it as a path
+            with open(doc.abspath, "rb") as f:
+                pdf = pymupdf.open(stream=f.read(), filetype="pdf")
     except Exception as e:  # MuPDF raises its own FzError family and RuntimeError
         raise UnreadableFile(f"{doc.path}: not a readable PDF ({_short(e)})") from None
-    if pdf.needs_pass:
-        if not password or not pdf.authenticate(password):
-            pdf.close()
-            what = "wrong password" if password else "no password given (use --password)"
-            raise UnreadableFile(f"{doc.path}: encrypted PDF, {what}")
-    if pdf.page_count == 0:
+    try:
+        if pdf.needs_pass:
+            if not password or not pdf.authenticate(password):
+                what = "wrong password" if password else "no password given (use --password)"
+                raise UnreadableFile(f"{doc.path}: encrypted PDF, {what}")
+        count = pdf.page_count  # reads the page tree, which may be broken or cyclic
+    except UnreadableFile:
+        pdf.close()
+        raise
+    except Exception as e:
+        pdf.close()
+        raise UnreadableFile(f"{doc.path}: broken PDF page tree ({_short(e)})") from None
+    if count == 0:
         pdf.close()
         raise UnreadableFile(f"{doc.path}: PDF has no pages")
     return pdf
+
+
+def _encodable(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @contextmanager
@@ -77,5 +96,6 @@ def page_text(page: pymupdf.Page) -> str:
 
 
 def _short(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
+    """A one-line message for a MuPDF error (whose repr is a SWIG proxy, useless to a user)."""
+    text = (str(e).strip() if not str(e).startswith("<") else "") or type(e).__name__
     return text.splitlines()[0][:200]

@@ -60,19 +60,22 @@ def safe_name(name: str, fallback: str = "document") -> str:
 
 
 class MarkdownNames:
-    """Gives each document a distinct ``<stem>.md``; a repeated stem gets its hash appended."""
+    """Gives each input its own ``<stem>.md``: a stem already taken by another input gets the
+    document's hash appended, and a counter if that is taken too (same bytes, two paths)."""
 
     def __init__(self) -> None:
-        self._used: dict[str, str] = {}
+        self._owner: dict[str, str] = {}  # file name (casefolded) -> input path
 
-    def name_for(self, stem: str, sha256: str | None) -> str:
+    def name_for(self, stem: str, sha256: str | None, path: str | None = None) -> str:
         base = safe_name(stem)
-        name = f"{base}.md"
-        key = name.casefold()
-        if key in self._used and self._used[key] != sha256:
-            name = f"{base}-{(sha256 or 'nohash')[:8]}.md"
-        self._used.setdefault(name.casefold(), sha256 or "")
-        return name
+        owner = path or sha256 or ""
+        candidates = [f"{base}.md", f"{base}-{(sha256 or 'nohash')[:8]}.md"]
+        candidates += (f"{base}-{(sha256 or 'nohash')[:8]}-{i}.md" for i in range(2, 10_000))
+        for name in candidates:
+            key = name.casefold()
+            if self._owner.setdefault(key, owner) == owner:
+                return name
+        raise RuntimeError("unreachable")  # pragma: no cover
 
 
 def _answer_block(r: Record) -> str:
@@ -176,7 +179,7 @@ class OutputWriter:
 
     def add_document(self, doc: Document, pages: int, records: list[Record]) -> None:
         records = sorted(records, key=lambda r: (r.page or 0, r.task, r.question or "", r.region or 0))
-        name = self.names.name_for(doc.stem, doc.sha256)
+        name = self.names.name_for(doc.stem, doc.sha256, doc.path)
         self._write_chart_tables(name[:-3], records)
         self._append(records)
         atomic_write(os.path.join(self.out, name), document_markdown(doc.path, records, pages))

@@ -60,9 +60,12 @@ def test_markdown_has_page_markers_and_failed_marker():
 
 def test_markdown_names_distinct_for_same_stem():
     names = MarkdownNames()
-    assert names.name_for("doc", "1" * 64) == "doc.md"
-    assert names.name_for("doc", "2" * 64) == "doc-22222222.md"
-    assert names.name_for("doc", "1" * 64) == "doc.md"
+    assert names.name_for("doc", "1" * 64, "a/doc.pdf") == "doc.md"
+    assert names.name_for("doc", "2" * 64, "b/doc.pdf") == "doc-22222222.md"
+    assert names.name_for("doc", "1" * 64, "a/doc.pdf") == "doc.md"
+    # same bytes under two paths: still two files
+    assert names.name_for("doc", "1" * 64, "c/doc.pdf") == "doc-11111111.md"
+    assert names.name_for("doc", "1" * 64, "d/doc.pdf") == "doc-11111111-2.md"
 
 
 @pytest.mark.parametrize("raw", ["../../etc/passwd", "/abs/path", "a\x00b", "..", "con:?*", "\u202eevil"])

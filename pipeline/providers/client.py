@@ -215,6 +215,12 @@ class ChatClient:
                                    provider=name) from None
         except httpx.TransportError as e:
             raise ConnectionFailed(f"connection failed ({type(e).__name__})", provider=name) from None
+        except ProviderError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+            # A body of the wrong shape (e.g. ``data: null`` or a list where an object belongs):
+            # adapters read the documented shapes, and anything else is a malformed response.
+            raise MalformedResponse(f"unexpected response shape ({type(e).__name__})", provider=name) from None
 
     def _finish(self, status: int, headers, raw: bytes, model: str) -> ChatResponse:
         if status >= 400:

@@ -21,6 +21,8 @@ class RetryPolicy:
     backoff_base: float = 0.5  # seconds; attempt n waits up to base * 2**n
     backoff_max: float = 30.0
     max_rate_limit_wait: float = 300.0  # total seconds spent waiting on 429s per call
+    # and a count, so that 429s with no (or zero) wait hint cannot loop forever
+    max_rate_limit_retries: int = 50
     max_hint: float = 120.0  # never trust a single server hint beyond this
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
@@ -50,7 +52,8 @@ class RetryState:
             return None
         if isinstance(err, RateLimitError):
             delay = self.policy.delay_for(err, self.rate_limited)
-            if self.rate_limit_waited + delay > self.policy.max_rate_limit_wait:
+            if (self.rate_limit_waited + delay > self.policy.max_rate_limit_wait
+                    or self.rate_limited >= self.policy.max_rate_limit_retries):
                 return None
             self.rate_limited += 1
             self.rate_limit_waited += delay

@@ -445,7 +445,7 @@ def _make_handler(emu: Emulator):
                 self._drop()
                 return 0, "drop"
             if kind and kind.isdigit() or kind in ("model_retired", "context_too_long", "500_empty", "502_html",
-                                                   "status_error"):
+                                                   "status_error", "401_echo"):
                 return self._fault_status(skin, wire, kind, fault)
             ans = emu.answer(wire, fault)
             completion = count_text_tokens(ans.content, model) + sum(
@@ -508,6 +508,9 @@ def _make_handler(emu: Emulator):
             elif kind == "502_html":
                 self._send(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", ctype="text/html")
                 return 502, kind
+            elif kind == "401_echo":
+                echo = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "x-api-key", "key")}
+                r = skin.reject(401, f"Invalid credentials in request: headers={echo} key={wire.key!r}")
             elif kind == "status_error":
                 msg = fault.get("message", "Service temporarily unavailable. Please try again later.")
                 self._send(200, {"status": "error", "message": msg})

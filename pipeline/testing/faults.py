@@ -17,6 +17,7 @@ FAULTS = {
     "context_too_long",  # 400 "Prompt contains N tokens, too large ..." (§1.10 e)
     "500_empty", "502_html",  # 5xx with an empty or HTML body (§1.10 table)
     "status_error",  # HTTP 200 with {"status": "error"} (ModelsLab, §3.4)
+    "401_echo",  # 401 whose message echoes the request's credentials (as some proxies do)
     # transport faults
     "timeout",  # hold the request without answering (client read timeout)
     "drop",  # reset the connection without a response
