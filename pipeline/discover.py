@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import os
@@ -97,7 +98,12 @@ def identify(path: str) -> Document | DiscoveryFailure:
     try:
         if not os.path.exists(raw):
             if os.path.islink(raw):
-                raise UnreadableFile(f"{path}: symbolic link loop or link to a missing file")
+                try:
+                    os.stat(raw)
+                except OSError as e:
+                    if e.errno == errno.ELOOP:
+                        raise UnreadableFile(f"{path}: symbolic link loop") from None
+                raise UnreadableFile(f"{path}: no such file (dangling symbolic link)")
             raise UnreadableFile(f"{path}: no such file")
         if not os.path.isfile(raw):
             raise UnsupportedFile(f"{path}: not a regular file")

@@ -89,6 +89,11 @@ def _running_lines(doc: Document, password: str | None) -> set[str]:
         step = max(1, pdf.page_count // RUNNING_SAMPLE)  # a sample is enough for long documents
         pages = []
         for i in range(0, pdf.page_count, step):
-            text = mupdf.page_text(pdf.load_page(i))
+            page = pdf.load_page(i)
+            try:
+                mupdf.check_complexity(pdf, page, f"{doc.path} page {i + 1}")
+            except InputError:
+                continue  # this page fails on its own when rendered; the rest still count
+            text = mupdf.page_text(page)
             pages.append([ln for ln in text.splitlines() if ln.strip()])
     return running_lines(pages)

@@ -81,6 +81,19 @@ def forget(doc: Document) -> None:
             pdf.close()
 
 
+def check_complexity(pdf: pymupdf.Document, page: pymupdf.Page, where: str) -> None:
+    """Refuse a page whose drawing would explode (see pipeline.complexity)."""
+    from .complexity import TooComplex, form_invocations
+    from .errors import RenderError
+
+    try:
+        form_invocations(pdf, page)
+    except TooComplex as e:
+        raise RenderError(f"{where}: page too complex to draw safely: {e} (a possible PDF bomb)") from None
+    except Exception as e:  # MuPDF cannot even read the page's content streams
+        raise RenderError(f"{where}: cannot read the page content ({_short(e)})") from None
+
+
 def page_text(page: pymupdf.Page) -> str:
     """A page's text layer in reading order, also for pages with /Rotate set (PyMuPDF's own
     sort works in unrotated coordinates and scrambles those)."""

@@ -100,6 +100,10 @@ def _render_pdf_page(doc: Document, number: int, settings: RenderSettings, passw
             raise RenderError(f"{doc.path}: page {number} out of range (1-{pdf.page_count})")
         try:
             page = pdf.load_page(number - 1)
+        except Exception as e:
+            raise RenderError(f"{doc.path} page {number}: cannot load ({mupdf._short(e)})") from None
+        mupdf.check_complexity(pdf, page, f"{doc.path} page {number}")
+        try:
             rect = page.rect  # already rotated by /Rotate
             zoom = pdf_zoom(rect.width, rect.height, settings)
             pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
