@@ -13,7 +13,6 @@ import re
 import tempfile
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
 from typing import Any
 
 from .records import STATUS_FAILED, STATUS_OK, Document, Record

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 
 import pymupdf
-from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import mupdf
 from .errors import DecompressionBomb, RenderError, UnreadableFile

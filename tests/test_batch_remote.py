@@ -1,13 +1,7 @@
 """Whole runs through the Prefect flow and the CLI, against the emulator."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
-import pymupdf
 import pytest
 
 from flows.cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, main
@@ -179,43 +173,3 @@ def test_models_command(emu, capsys):
     code = main(["models", "--profile", "mistral", "--base-url", emu.base_url("mistral")])
     out = capsys.readouterr().out
     assert code == EXIT_FAILURES and "mistral-large-2411" in out and "RETIRED pixtral-large-2411" in out
-
-
-def _long_pdf(path, pages):
-    pdf = pymupdf.open()
-    for i in range(pages):
-        pdf.new_page().insert_text((72, 72), f"Resume test page {i + 1}: value {1000 + i}.")
-    pdf.save(path)
-
-
-@pytest.mark.timeout(240)
-def test_killed_run_resumes_without_resending_completed_pages(emu, tmp_path):
-    """SIGKILL mid-run, rerun: every page ends answered once, and no completed page is re-sent."""
-    pdf = tmp_path / "long.pdf"
-    _long_pdf(pdf, 24)
-    out = tmp_path / "out"
-    emu.configure(latency=0.25)
-    cmd = [os.path.join(os.path.dirname(sys.executable), "pixtract"), "run", str(pdf), "--out", str(out),
-           "--profile", "mistral", "--base-url", emu.base_url("mistral"), "--concurrency", "2", "--no-progress"]
-    env = dict(os.environ, MISTRAL_API_KEY=FAKE_KEY)
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.monotonic() + 120
-    while len(chats(emu)) < 10 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (out / "results.jsonl").exists()  # a killed run leaves no half-written results
-    first = len(chats(emu))
-    answered = sum(len(files) for _, _, files in os.walk(out / ".pixtract" / "cache"))
-    assert 0 < answered < 24
-    emu.configure(latency=0)
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stdout + done.stderr
-    second = len(chats(emu)) - first
-    assert second == 24 - answered  # only pages without a cached answer were sent again
-    recs = read_results(str(out))
-    assert sorted(r.page for r in recs) == list(range(1, 25))
-    assert sum(r.cached for r in recs) == answered
-    sent_pages = [json.dumps(r["body"]["messages"][1]["content"][0]) for r in chats(emu)[first:]]
-    assert len(sent_pages) == len(set(sent_pages))

@@ -1,7 +1,5 @@
 """The fallback ladder, tasks, budget, circuit breaker and cache, against the emulator."""
 
-import csv
-import io
 import json
 
 import pymupdf

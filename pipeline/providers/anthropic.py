@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from pipeline.messages import ChatRequest, ChatResponse, ImagePart, Message, TextPart, ToolCall, Usage
+from pipeline.messages import ChatRequest, ChatResponse, ImagePart, Message, ToolCall, Usage
 from pipeline.providers.base import Adapter, StreamAssembler, error_fields, request_id_from
 from pipeline.providers.errors import MalformedResponse, error_for_status
 from pipeline.providers.sse import SSEEvent

@@ -12,8 +12,7 @@ import httpx
 from pipeline.messages import ChatRequest, ChatResponse
 from pipeline.providers.base import TokenCallback, decode_json
 from pipeline.providers.endpoint import Endpoint
-from pipeline.providers.errors import (REPLACEMENT, ConfigError, ConnectionFailed, MalformedResponse, ModelGoneError,
-                                       ProviderError, RateLimitError, TimeoutError_, redact, redact_body)
+from pipeline.providers.errors import (REPLACEMENT, ConfigError, ConnectionFailed, MalformedResponse, ProviderError, RateLimitError, TimeoutError_, redact, redact_body)
 from pipeline.providers.limits import for_endpoint
 from pipeline.providers.registry import ADAPTERS
 from pipeline.providers.retry import RetryPolicy, RetryState
