@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections import deque
+import time
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,15 @@ from pipeline.route import DocumentPlan, Router, failed_record
 
 from . import progress
 
-PASSWORD_ENV = "PIXTRACT_PDF_PASSWORD"  # secrets reach the flow by environment, never as parameters
+# Secrets never travel as flow parameters (Prefect stores those in plain text). A deployment's
+# worker gets the PDF password from this environment variable; an in-process run hands it over
+# in _IN_PROCESS_SECRETS, so it is not left in os.environ for later runs or child processes.
+PASSWORD_ENV = "PIXTRACT_PDF_PASSWORD"
+_IN_PROCESS_SECRETS: dict[str, str] = {}
+
+
+def pdf_password() -> str | None:
+    return _IN_PROCESS_SECRETS.get("password") or os.environ.get(PASSWORD_ENV)
 
 
 def _transient(task, task_run, state) -> bool:
@@ -93,16 +102,42 @@ def document_failures(path: str, sha256: str | None, cfg: RunConfig, exc: BaseEx
             for t in cfg.tasks for q in t.units()]
 
 
+@dataclass(frozen=True)
+class Slice:
+    """The share of a document one child run answers (flows/inbox.py fans a batch out):
+    pages ``first``..``last`` (None: from the start / to the end) and, with ``doc_units``,
+    the document-scope units (whole-document ask/extract), which go with exactly one slice."""
+
+    first: int | None = None
+    last: int | None = None
+    doc_units: bool = True
+
+    def pages(self, total: int) -> range:
+        return range(max(1, self.first or 1), min(total, self.last or total) + 1)
+
+
+WHOLE = Slice()
+
+
 @flow(name="extract-batch", log_prints=True)
 def extract_batch(config: dict[str, Any]) -> dict[str, Any]:
     """Read every input, answer every page, write the output files; returns the run summary."""
-    cfg = RunConfig.from_public(config, password=os.environ.get(PASSWORD_ENV)).validate()
+    cfg = RunConfig.from_public(config, password=pdf_password()).validate()
+    return extract_into(cfg)
+
+
+def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, thumbs_dir: str | None = None,
+                 artifacts: bool = True, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The body of the batch flow (call it inside a flow run): answer ``cfg.inputs`` (only the
+    pages of ``part``) and write results.jsonl, Markdown, manifest.json (and report.html) to
+    ``cfg.out``; thumbnails go to ``thumbs_dir`` (default ``cfg.out``)."""
     log = get_run_logger()
     started = dt.datetime.now(dt.timezone.utc)
     if cfg.prices:
         tokens.register_prices(cfg.prices)
+    thumbs_root = thumbs_dir or cfg.out
     router = Router(cfg, on_render=lambda page: write_thumbnail(
-        cfg.out, page.document.sha256, page.number, page.image))
+        thumbs_root, page.document.sha256, page.number, page.image))
     problems = router.check_models() if cfg.endpoint.remote else []
     for p in problems:
         log.warning("%s", p)
@@ -111,6 +146,8 @@ def extract_batch(config: dict[str, Any]) -> dict[str, Any]:
         if not router.serving(t):
             router.close()
             raise UsageError(f"no route can serve task {t.kind!r}: " + "; ".join(problems))
+    art = RunArtifacts(f"pages answered, {os.path.basename(cfg.out.rstrip(os.sep)) or cfg.out}") if artifacts else None
+    unsubscribe = progress.subscribe(art) if art else (lambda: None)
     writer = OutputWriter(cfg.out)
     window = max(2, cfg.concurrency * 2)
     pending: deque = deque()  # (open document, page number or None, future), in submission order
@@ -150,20 +187,22 @@ def extract_batch(config: dict[str, Any]) -> dict[str, Any]:
                 continue
             plan = plan_document(item, cfg, return_state=True).result(raise_on_failure=False)
             if not isinstance(plan, DocumentPlan):
-                err = plan if isinstance(plan, InputError) else InputError(f"{item.path}: {plan!r}")
+                err = plan if isinstance(plan, InputError) else InputError(f"{item.path}: {plan}")
                 _fail_document(writer, document_failures(item.path, item.sha256, cfg, err), item.kind, log, cfg)
                 continue
-            for task_kind, n in expected_units(cfg, plan.pages).items():
+            numbers = part.pages(plan.pages)
+            for task_kind, n in slice_units(cfg, len(numbers), part.doc_units).items():
                 writer.ledger.plan(task_kind, n)
-            progress.document(plan.document.path, plan.pages)
+            progress.document(plan.document.path, len(numbers))
             page_tasks = any(t.scope == "page" for t in cfg.tasks)
-            doc_units = [(t, q) for t in cfg.tasks if t.scope == "document" for q in t.units()]
-            od = _Open(plan, waiting=(plan.pages if page_tasks else 0) + len(doc_units))
+            doc_units = [(t, q) for t in cfg.tasks if t.scope == "document" for q in t.units()] \
+                if part.doc_units else []
+            od = _Open(plan, waiting=(len(numbers) if page_tasks else 0) + len(doc_units))
             open_docs.append(od)
             for spec, question in doc_units:
                 submit(od, None, answer_document_task.submit(router, plan, spec, question))
             if page_tasks:
-                for number in range(1, plan.pages + 1):
+                for number in numbers:
                     submit(od, number, answer_page_task.submit(router, plan, number))
         while pending:
             settle_oldest()
@@ -171,8 +210,10 @@ def extract_batch(config: dict[str, Any]) -> dict[str, Any]:
     except BaseException:
         writer.abort()
         router.close()
+        unsubscribe()
         raise
     router.close()
+    unsubscribe()
     summary = writer.summary()
     finished = dt.datetime.now(dt.timezone.utc)
     ledger = summary["ledger"]
@@ -180,11 +221,139 @@ def extract_batch(config: dict[str, Any]) -> dict[str, Any]:
         config=cfg.public(), documents=writer.documents, summary=summary, started=started, finished=finished,
         extra={"ledger": ledger, "model_problems": problems,
                "budget": {"limit_usd": cfg.budget_usd, "spent_usd": round(router.budget.spent, 6),
-                          "refused_requests": router.budget.refused}}))
-    build_report(cfg.out)
+                          "refused_requests": router.budget.refused}, **(extra or {})}))
+    if report:
+        build_report(cfg.out)
+    if art:
+        art.finish(cfg.out, summary, [d.get("markdown") for d in writer.documents])
     log.info("%s", format_ledger(ledger))
     log.info("wrote %d records for %d inputs to %s", summary["records"], len(writer.documents), cfg.out)
     return summary
+
+
+def slice_units(cfg: RunConfig, pages: int, doc_units: bool = True) -> dict[str, int]:
+    """Records a slice of ``pages`` pages of a readable document must end with, per task."""
+    out: dict[str, int] = {}
+    for t in cfg.tasks:
+        if t.scope == "document" and not doc_units:
+            continue
+        n = len(t.units())
+        out[t.kind] = out.get(t.kind, 0) + (n if t.scope == "document" else n * pages)
+    return out
+
+
+# --- Prefect artifacts: progress, pages per route and status, a summary linking the outputs ----
+
+
+def _artifact_call(fn, *args, **kw):
+    """Artifacts are for people watching; a failure to write one never fails the run."""
+    try:
+        return fn(*args, **kw)
+    except Exception as e:  # noqa: BLE001
+        try:
+            get_run_logger().warning("could not write a Prefect artifact: %s", type(e).__name__)
+        except Exception:  # noqa: BLE001
+            pass
+        return None
+
+
+class RunArtifacts:
+    """The artifacts of one flow run: a progress artifact (pages answered of pages planned,
+    updated at most every ``every`` seconds), then a table of records per task, route and
+    status with their cost, and a Markdown summary linking the output files.
+
+    Listens to :mod:`flows.progress` (``document``/``record``) or is fed by hand (``set_progress``,
+    ``add``)."""
+
+    def __init__(self, description: str, every: float = 1.0) -> None:
+        from prefect.artifacts import create_progress_artifact
+
+        self.total = 0
+        self.done = 0
+        self.every = every
+        self.rows: Counter = Counter()
+        self.cost: Counter = Counter()
+        self._pages: set = set()
+        self._last = 0.0
+        self._shown = -1.0
+        self.id = _artifact_call(create_progress_artifact, progress=0.0, description=description)
+
+    # flows.progress listener
+    def document(self, path: str, pages: int) -> None:
+        self.total += pages
+
+    def record(self, rec: Record) -> None:
+        self.add(rec)
+        if rec.page is not None and (rec.document, rec.page) not in self._pages:
+            self._pages.add((rec.document, rec.page))
+            self.done += 1
+            self.set_progress(self.done, self.total)
+
+    def add(self, rec: Record) -> None:
+        key = (rec.task, rec.route or "-", rec.status)
+        self.rows[key] += 1
+        if not rec.cached:
+            self.cost[key] += rec.cost_usd
+
+    def set_progress(self, done: int, total: int, force: bool = False) -> None:
+        from prefect.artifacts import update_progress_artifact
+
+        pct = 100.0 * done / total if total else 100.0
+        now = time.monotonic()
+        if self.id is None or pct == self._shown or (not force and pct < 100 and now - self._last < self.every):
+            return
+        self._last, self._shown = now, pct
+        _artifact_call(update_progress_artifact, artifact_id=self.id, progress=round(pct, 2))
+
+    def table(self) -> list[dict[str, Any]]:
+        return [{"task": t, "route": r, "status": s, "records": n, "cost_usd": round(self.cost[(t, r, s)], 6)}
+                for (t, r, s), n in sorted(self.rows.items())]
+
+    def finish(self, out: str, summary: dict[str, Any], markdown_files, *, title: str = "pixtract run",
+               more: str = "", links: list[tuple[str, str]] | None = None) -> None:
+        from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+        self.set_progress(1, 1, force=True)
+        rows = self.table() or [{"task": "-", "route": "-", "status": "-", "records": 0, "cost_usd": 0.0}]
+        _artifact_call(create_table_artifact, key="pixtract-pages", table=rows,
+                       description="records per task, route and status, with their cost (USD)")
+        _artifact_call(create_markdown_artifact, key="pixtract-summary",
+                       markdown=summary_markdown(out, summary, markdown_files, title=title, more=more, links=links),
+                       description="where the outputs are")
+
+
+MAX_LINKED_MARKDOWN = 100  # the summary artifact stays small for big batches
+
+
+def _file_link(path: str) -> str:
+    from pathlib import Path
+
+    return Path(os.path.abspath(path)).as_uri()
+
+
+def summary_markdown(out: str, summary: dict[str, Any], markdown_files, *, title: str = "pixtract run",
+                     more: str = "", links: list[tuple[str, str]] | None = None) -> str:
+    """A short Markdown summary of a run, linking its output files."""
+    by_status = summary.get("by_status", {})
+    ledger = summary.get("ledger") or {}
+    lines = [f"# {title}", "",
+             f"* output folder: [{out}]({_file_link(out)})",
+             f"* records: {summary.get('records', 0)} ({by_status.get('ok', 0)} ok, "
+             f"{by_status.get('failed', 0)} failed, {by_status.get('skipped', 0)} skipped; "
+             f"{summary.get('cached', 0)} from cache)",
+             f"* cost: ${summary.get('cost_usd', 0):.4f}",
+             f"* ledger: {'balanced' if ledger.get('balanced', True) else 'MISMATCH'}"]
+    if more:
+        lines.append(more)
+    lines += ["", "## Files", ""]
+    files = [(name, os.path.join(out, name)) for name in ("report.html", "results.jsonl", "manifest.json")]
+    files += list(links or [])
+    md = [m for m in markdown_files if m]
+    files += [(m, os.path.join(out, m)) for m in md[:MAX_LINKED_MARKDOWN]]
+    lines += [f"* [{name}]({_file_link(path)})" for name, path in files]
+    if len(md) > MAX_LINKED_MARKDOWN:
+        lines.append(f"* ... and {len(md) - MAX_LINKED_MARKDOWN} more Markdown files in the output folder")
+    return "\n".join(lines) + "\n"
 
 
 def _fail_document(writer: OutputWriter, recs: list[Record], kind: str | None, log, cfg: RunConfig) -> None:
@@ -200,6 +369,9 @@ def run_batch(cfg: RunConfig) -> dict[str, Any]:
     """Run the flow in this process (Prefect's ephemeral API unless PREFECT_API_URL is set)."""
     cfg.validate()
     if cfg.password:
-        os.environ[PASSWORD_ENV] = cfg.password
+        _IN_PROCESS_SECRETS["password"] = cfg.password
     runner = ThreadPoolTaskRunner(max_workers=cfg.concurrency)
-    return extract_batch.with_options(task_runner=runner)(cfg.public())
+    try:
+        return extract_batch.with_options(task_runner=runner)(cfg.public())
+    finally:
+        _IN_PROCESS_SECRETS.pop("password", None)

@@ -560,8 +560,6 @@ def test_e2e_encrypted_pdf_with_password_is_answered(batch, tmp_path, monkeypatc
 
 @pytest.mark.prefect
 @pytest.mark.timeout(240)
-@pytest.mark.xfail(strict=True, reason="flows/batch.py run_batch puts --password into os.environ and never "
-                   "removes it: it leaks to later runs in the process and to child processes (tesseract)")
 def test_e2e_password_not_left_in_environment(batch, tmp_path, monkeypatch):
     from flows.cli import main
 
