@@ -24,6 +24,15 @@ SAMPLES = ROOT / "fixtures" / "samples"
 REAL = ROOT / "fixtures" / "real"
 
 
+@pytest.fixture(scope="module")
+def emu():
+    """The API emulator on 127.0.0.1, one per test module (tests reset it as they need)."""
+    from pipeline.testing.emulator import Emulator
+
+    with Emulator() as e:
+        yield e
+
+
 @pytest.fixture(scope="session")
 def expected() -> dict:
     return json.loads((SAMPLES / "expected.json").read_text())["files"]

@@ -7,16 +7,9 @@ import pytest
 from flows.cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, main
 from pipeline import outputs
 from pipeline.outputs import read_results
-from pipeline.testing.emulator import Emulator
 from pipeline.testing.helpers import FAKE_KEY
 
 pytestmark = pytest.mark.prefect
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with Emulator() as e:
-        yield e
 
 
 @pytest.fixture(autouse=True)

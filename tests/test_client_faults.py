@@ -10,17 +10,10 @@ from pipeline.providers import make_client
 from pipeline.providers.errors import (AuthError, BadRequest, ContextTooLong, FinalError, ModelGoneError,
                                        PayloadTooLarge, PaymentRequired, PermissionDenied, ProviderError,
                                        RateLimitError, RetryableError, UnprocessableError)
-from pipeline.testing import Emulator
 from pipeline.testing.helpers import FAKE_KEY, endpoint_for, png
 
 DIALECTS = ["mistral", "openrouter", "modelslab", "modelslab-anthropic", "openai"]
 REQ = ChatRequest([Message.user("Read: <text_layer>Total 42 EUR</text_layer>", png())], max_tokens=100)
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with Emulator() as e:
-        yield e
 
 
 @pytest.fixture(autouse=True)

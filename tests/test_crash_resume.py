@@ -15,7 +15,6 @@ import pytest
 
 from flows.cli import EXIT_OK, main
 from pipeline.outputs import read_results
-from pipeline.testing.emulator import Emulator
 from pipeline.testing.helpers import FAKE_KEY
 
 pytestmark = pytest.mark.prefect
@@ -23,12 +22,6 @@ pytestmark = pytest.mark.prefect
 DOCS, PAGES = 6, 6
 MARK = re.compile(r"KLM(\d)(\d\d)")
 VOLATILE = {"latency_ms", "cached", "attempts"}
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with Emulator() as e:
-        yield e
 
 
 def make_inputs(folder: Path) -> None:

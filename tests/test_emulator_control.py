@@ -14,16 +14,10 @@ import pytest
 
 from pipeline.messages import ChatRequest, Message, ResponseFormat, Tool
 from pipeline.providers import make_client
-from pipeline.testing import Emulator, RemoteEmulator
+from pipeline.testing import RemoteEmulator
 from pipeline.testing.helpers import FAKE_KEY, endpoint_for, png
 
 REQ = ChatRequest([Message.user("<text_layer>Hello page</text_layer>", png())])
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with Emulator() as e:
-        yield e
 
 
 @pytest.fixture(autouse=True)

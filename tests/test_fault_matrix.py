@@ -14,7 +14,6 @@ import pytest
 
 from flows.cli import main
 from pipeline.outputs import read_results
-from pipeline.testing.emulator import Emulator
 from pipeline.testing.helpers import FAKE_KEY, PROFILES
 
 pytestmark = pytest.mark.prefect
@@ -24,12 +23,6 @@ FAULTS = ["429", "500", "502", "503", "529", "timeout", "drop", "truncated_json"
           "empty_content", "length", "malformed_json"]
 MARK = re.compile(r"ZQX\d{4}")
 KEY_ENVS = ["MISTRAL_API_KEY", "OPENROUTER_API_KEY", "MODELSLAB_API_KEY", "OPENAI_API_KEY"]
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with Emulator() as e:
-        yield e
 
 
 @pytest.fixture(scope="module")

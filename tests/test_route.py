@@ -11,16 +11,9 @@ from pipeline.guards import CircuitBreaker
 from pipeline.local import document_running_lines
 from pipeline.render import count_pages
 from pipeline.route import DocumentPlan, Router
-from pipeline.testing.emulator import Emulator
 from pipeline.testing.helpers import FAKE_KEY
 
 VISION, TEXT = "pixtral-large-2411", "mistral-large-2411"
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with Emulator() as e:
-        yield e
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,6 @@ from pipeline.providers import Endpoint, ProviderError, make_client
 from pipeline.messages import ChatRequest, Message
 from pipeline.render import count_pages
 from pipeline.route import DocumentPlan, Router
-from pipeline.testing.emulator import Emulator
 from pipeline.testing.helpers import PROFILES
 
 pytestmark = pytest.mark.prefect
@@ -26,12 +25,6 @@ KEYS = {
     "MODELSLAB_API_KEY": "ml-CANARY-c0ffee77",
     "OPENAI_API_KEY": "sk-openai-CANARY-9d9d9d",
 }
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with Emulator() as e:
-        yield e
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,118 @@
+"""Every benchmark in bench/ on a tiny input, so they do not rot. The pixtract parts always run;
+pdftoppm, pypdfium2, matplotlib and zerox parts are skipped when those are not installed
+(``make bench`` installs them). Nothing is written under bench/: results, plots and generated
+inputs go to a temporary folder."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+sys.path.insert(0, str(BENCH))
+
+import common  # noqa: E402
+
+pytestmark = pytest.mark.prefect
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("bench-work")
+
+
+@pytest.fixture(autouse=True)
+def isolated(work, monkeypatch):
+    """Generated PDFs and the Prefect home of the bench runs live in the temporary folder."""
+    monkeypatch.setattr(common, "WORK", work)
+    monkeypatch.setattr(common, "RESULTS", work / "results")
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_render_benchmark(work):
+    import bench_render
+
+    res = bench_render.run(pages=3, results_dir=work / "results", fixtures=False, crop_dir=work)
+    gen = res["summary"]["generated"]
+    assert gen["pixtract"]["pages"] == 3 and gen["pixtract"]["cpu_ms_per_page"] > 0
+    assert gen["pixtract_proposed"]["pages"] == 3
+    assert res["documents"][0]["pixtract"]["last_page_size"][:2] == [792, 1024]
+    assert (work / "fineprint_pixtract.png").exists() and res["fine_print"]["font_px"] > 7
+    if shutil.which("pdftoppm"):
+        assert gen["pdftoppm"]["pages"] == 3 and "pixtract/pdftoppm" in gen["ratios"]
+        assert res["documents"][0]["pdftoppm"]["last_page_size"][:2] == [792, 1024]
+    if importlib.util.find_spec("pypdfium2"):
+        assert gen["pdfium_pillow_default"]["pages"] == 3
+    assert _load(work / "results" / "render.json")["machine"]["nproc"] >= 1
+
+
+def test_proposed_png_is_lossless():
+    import io
+
+    import pymupdf
+    from PIL import Image
+
+    from proposals import block_text, png_from_samples
+
+    pdf = pymupdf.open()
+    page = pdf.new_page()
+    page.insert_text((72, 72), "Fine print 6 pt", fontsize=6)
+    page.draw_rect(pymupdf.Rect(100, 100, 200, 150), color=(1, 0, 0), fill=(0, 0, 1))
+    pix = page.get_pixmap(dpi=50, alpha=False)
+    data = png_from_samples(pix.samples_mv, pix.width, pix.height, pix.n)
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.size == (pix.width, pix.height) and im.tobytes() == pix.samples
+    assert "Fine print 6 pt" in block_text(page)
+
+
+def test_cost_benchmark(work):
+    import bench_cost
+
+    res = bench_cost.run(pages=2, results_dir=work / "results")
+    rows = {(r["task"], r["rendering"]): r for r in res["rows"]}
+    assert set(t for t, _ in rows) == {"transcribe", "ask", "extract", "chart"}
+    letter = rows[("transcribe", "pixtract")]
+    assert letter["image_tokens_per_1000"] == 3264 * 1000  # 791x1024 or 792x1024 -> 50x64 patches
+    assert letter["total_usd_per_1000"] > letter["input_usd_per_1000"] > 0
+    label = next(s for s in res["image_tokens_by_page_size"] if s["page"].startswith("label"))
+    assert label["pixtract_tokens"] < label["zerox_tokens"]
+
+
+def test_memory_and_overhead_benchmarks(work):
+    import bench_memory
+    import bench_overhead
+
+    mem = bench_memory.run(sizes=(2, 4), concurrency=2, results_dir=work / "results", work=work)
+    assert [r["outputs"]["ok"] for r in mem["runs"]] == [2, 4]
+    assert all(r["peak_rss_mb"] > 50 and r["cpu_client_s"] > 0 for r in mem["runs"])
+    assert mem["runs"][0]["peak_server_rss_mb"] > 0  # the ephemeral API server was sampled
+    over = bench_overhead.run(memory_results=work / "results" / "memory.json", component_pages=3,
+                              results_dir=work / "results", work=work)
+    assert over["per_page"]["sizes"] == [2, 4]
+    comp = over["client_components_ms"]
+    assert comp["render_page_ms"] > 0 and comp["router_answer_page_ms"] > 0
+
+
+def test_throughput_benchmark(work):
+    import bench_throughput
+
+    res = bench_throughput.run(pages=4, latency=0.05, rps=50, concurrency=2, fault_rate=0.3, fault_pages=3,
+                               sweep=(), results_dir=work / "results", plot_dir=work, work=work)
+    px = res["main"]["pixtract"]
+    assert px["pages"]["answered_by_model"] == 4 and px["throughput"]["ppm_api_window"] > 0
+    assert res["faults"]["pixtract"]["pages"]["in"] == 3
+    assert isinstance(res["faults"]["pixtract"]["pages"]["lost_or_empty"], int)
+    if "zerox" in res["main"]:
+        assert res["main"]["zerox"]["pages"]["in"] == 4
+    else:
+        assert "zerox" in res["skipped"]
+    if importlib.util.find_spec("matplotlib"):
+        assert (work / "throughput_vs_concurrency.png").exists()
