@@ -108,9 +108,13 @@ class ChatClient:
                 self.limiter.on_success()
                 break
             if isinstance(error, RateLimitError):
-                self.limiter.on_throttle()
                 if error.retry_after:
+                    # The server said when to come back: every thread waits that long at the gate.
+                    # Halving concurrency on top would cost throughput for nothing (measured:
+                    # 0.74 vs 0.94 of the rate limit, bench/README.md).
                     self.gate.block_for(min(error.retry_after, self.policy.max_hint))
+                else:
+                    self.limiter.on_throttle()
             delay = state.next_delay(error)
             if delay is None:
                 log.warning("giving up after %d attempt(s): %s", state.attempts, error)
