@@ -8,7 +8,7 @@ DEMO_OUT ?= out/demo
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: setup system-deps browser demo test bench fixtures clean
+.PHONY: setup system-deps browser demo test bench load fixtures clean
 
 setup: $(STAMP) system-deps
 
@@ -48,6 +48,10 @@ test: setup browser
 # Benchmarks (not part of make test): figures printed and saved to bench/results/*.json.
 bench: setup
 	$(BIN)/python bench/run_all.py
+
+# The 5,000-page load run with 5 % injected faults (a slow, marked test; minutes).
+load: setup
+	PIXTRACT_SLOW=1 $(BIN)/python -m pytest -q tests/test_load.py
 
 fixtures: $(STAMP)
 	$(BIN)/python fixtures/make_fixtures.py
