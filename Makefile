@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+TEST_STAMP := $(VENV)/.test-deps-stamp
 DEMO_OUT ?= out/demo
 
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
@@ -14,8 +15,13 @@ setup: $(STAMP) system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
 	touch $(STAMP)
+
+# Test-only packages (pytest, Hypothesis, the vendors' SDKs for contract tests).
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	touch $(TEST_STAMP)
 
 # Tesseract (the local engine's OCR). Installed with apt-get when missing; as root on CI.
 system-deps:
@@ -42,7 +48,7 @@ demo: setup
 	  [ $$rc -le 1 ] || exit $$rc
 	@echo "demo outputs: $(abspath $(DEMO_OUT)) (results.jsonl, manifest.json, one .md per document)"
 
-test: setup browser
+test: setup $(TEST_STAMP) browser
 	$(BIN)/python -m pytest -q
 
 # Benchmarks (not part of make test): figures printed and saved to bench/results/*.json.
@@ -50,7 +56,7 @@ bench: setup
 	$(BIN)/python bench/run_all.py
 
 # The 5,000-page load run with 5 % injected faults (a slow, marked test; minutes).
-load: setup
+load: setup $(TEST_STAMP)
 	PIXTRACT_SLOW=1 $(BIN)/python -m pytest -q tests/test_load.py
 
 fixtures: $(STAMP)
