@@ -131,11 +131,19 @@ class Stack:
                 return r.json()
             time.sleep(0.5)
 
+    def get(self, path: str) -> httpx.Response | None:
+        """A GET that rides out a busy server: SQLite under two workers on 2 cores can stall a
+        read for longer than the client's timeout; the callers poll until their own deadline."""
+        try:
+            return self.http.get(path)
+        except httpx.TransportError:
+            return None
+
     def deployment(self, name: str, timeout: float = 0) -> dict | None:
         deadline = time.monotonic() + timeout
         while True:
-            r = self.http.get(f"/deployments/name/{name}")
-            if r.status_code == 200:
+            r = self.get(f"/deployments/name/{name}")
+            if r is not None and r.status_code == 200:
                 return r.json()
             if time.monotonic() >= deadline:
                 return None
@@ -153,7 +161,10 @@ class Stack:
     def wait_run(self, run: dict, timeout: float = 300) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            fr = self.http.get(f"/flow_runs/{run['id']}").raise_for_status().json()
+            r = self.get(f"/flow_runs/{run['id']}")
+            if r is None:
+                continue
+            fr = r.raise_for_status().json()
             if fr["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
                 assert fr["state_type"] == "COMPLETED", (fr["state"], self.tail())
                 return fr

@@ -159,6 +159,7 @@ class Emulator:
             self._script: dict[str, collections.deque] = {}
             self._log: list[dict] = []
             self._seq = 0
+            self._generation = getattr(self, "_generation", 0) + 1
             self._in_flight = 0
             self._window: collections.deque = collections.deque()
             self._rng = random.Random(0)
@@ -189,7 +190,8 @@ class Emulator:
         with self._lock:
             self._seq += 1
             rec["seq"] = self._seq
-            self._log.append(rec)
+            if rec.pop("generation", self._generation) == self._generation:
+                self._log.append(rec)  # a request that arrived before reset() belongs to an older log
             if answered:
                 self._unlogged -= 1
                 self._logged.notify_all()
@@ -361,7 +363,8 @@ def _make_handler(emu: Emulator):
             skin = SKINS[dialect]
             t0 = time.monotonic()
             self._answered = False
-            rec = {"time": time.time(), "method": method, "path": self.path, "dialect": dialect, "model": None,
+            rec = {"generation": emu._generation,
+                   "time": time.time(), "method": method, "path": self.path, "dialect": dialect, "model": None,
                    "stream": False, "body": None, "status": None, "outcome": None, "duration": None,
                    "fault_header": self.headers.get(HEADER)}
             try:
