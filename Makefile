@@ -46,7 +46,7 @@ demo: setup
 	rm -rf $(DEMO_OUT)
 	$(BIN)/pixtract run fixtures/samples fixtures/real --out $(DEMO_OUT); rc=$$?; \
 	  [ $$rc -le 1 ] || exit $$rc
-	@echo "demo outputs: $(abspath $(DEMO_OUT)) (results.jsonl, manifest.json, one .md per document)"
+	@echo "demo outputs: $(abspath $(DEMO_OUT)) (results.jsonl, manifest.json, report.html, one .md per document)"
 
 test: setup $(TEST_STAMP) browser
 	$(BIN)/python -m pytest -q
