@@ -7,6 +7,7 @@ under ``.pixtract/`` while the run goes on and is renamed into place at the end.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -37,17 +38,9 @@ def atomic_write(path: str, data: str | bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with _suppress():
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-class _suppress:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return True
 
 
 def safe_name(name: str, fallback: str = "document") -> str:

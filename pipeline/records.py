@@ -121,16 +121,3 @@ class Record:
         d["error"] = ErrorInfo(**err) if err else None
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
-
-
-def document_failure(document: str, sha256: str | None, task: str, exc: BaseException) -> Record:
-    """The single record for a document that could not be read at all."""
-    return Record(
-        document=document,
-        sha256=sha256,
-        page=None,
-        task=task,
-        route=None,
-        status=STATUS_FAILED,
-        error=ErrorInfo.from_exception(exc),
-    )

@@ -329,10 +329,10 @@ class Router:
             "Combine them into one final answer to the question, keeping exact figures.\n\n"
             "Question: {question}"), max_tokens=task.max_tokens)
         req = prompts.build_request(self.cfg, merge, text=joined, question=question,
-                                    model=self.rungs_text_model() or rung.model)
+                                    model=self._text_model() or rung.model)
         return {"answer": self._text(rung, self._call(rung, req, acc))}
 
-    def rungs_text_model(self) -> str | None:
+    def _text_model(self) -> str | None:
         return next((r.model for r in self.rungs if r.route == ROUTE_TEXT_FALLBACK), None)
 
     def _extract(self, rung: Rung, task: TaskSpec, images, text, acc) -> dict:
