@@ -124,10 +124,8 @@ def _schedule(args: argparse.Namespace):
 
 
 def _prefect_env() -> None:
-    """The same offline-friendly Prefect defaults as ``pixtract run``, keeping Prefect's logs."""
-    from flows.cli import _prefect_defaults
-
-    _prefect_defaults(verbose=True)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
 def ensure_process_pool(name: str) -> bool:
