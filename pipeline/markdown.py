@@ -77,6 +77,8 @@ def drop_running_lines(markdown: str, keys: set[str]) -> str:
     if not keys:
         return markdown
     kept = [ln for ln in markdown.splitlines() if normalise_line(strip_markup(ln)) not in keys]
+    if not any(ln.strip() for ln in kept):
+        return markdown  # the page is nothing but lines that repeat on every page: they are its content
     return "\n".join(kept)
 
 

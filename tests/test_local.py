@@ -124,3 +124,20 @@ def test_real_filing_text_layer(real):
     text = ans.markdown.casefold()
     for want in ("jda software", "compuware corporation", "arizona"):
         assert want in text
+
+
+def test_a_page_made_only_of_repeated_lines_keeps_them(tmp_path):
+    """Lines on every page are running headers, unless they are all a page has (a form letter
+    repeated page after page): dropping them would leave an empty answer marked ok."""
+    import pymupdf
+
+    pdf = pymupdf.open()
+    for p in range(6):
+        page = pdf.new_page(width=300, height=200)
+        page.insert_text((20, 40), f"Form letter, copy {p + 1}.", fontsize=10)
+        page.insert_text((20, 60), "The quick brown fox jumps over the lazy dog.", fontsize=10)
+    pdf.save(tmp_path / "letters.pdf")
+    doc = identify(str(tmp_path / "letters.pdf"))
+    assert local.document_running_lines(doc)  # both lines repeat on every page
+    ans = transcribe(tmp_path / "letters.pdf", 3)
+    assert "copy 3" in ans.markdown and "lazy dog" in ans.markdown
