@@ -4,4 +4,21 @@ One module per step: discover -> render -> (messages) -> route -> (answers) -> o
 This package never imports Prefect; ``flows/`` wraps it.
 """
 
+import sys as _sys
+
 __version__ = "0.1.0"
+
+# PyMuPDF imports its optional layout package and pymupdf4llm (with ONNX Runtime, NumPy,
+# psutil: ~80 MB and most of a second) as soon as it is imported. Only the local engine uses
+# them; pipeline/local.py imports them when it first needs them.
+_LAZY = ("pymupdf.layout", "pymupdf4llm")
+if "pymupdf" not in _sys.modules:
+    _blocked = [m for m in _LAZY if m not in _sys.modules]
+    for _m in _blocked:
+        _sys.modules[_m] = None  # type: ignore[assignment]  # makes "import" raise ImportError
+    try:
+        import pymupdf  # noqa: E402,F401
+    finally:
+        for _m in _blocked:
+            if _sys.modules.get(_m, 0) is None:
+                del _sys.modules[_m]

@@ -11,8 +11,6 @@ import contextlib
 import io
 from dataclasses import dataclass
 
-import pymupdf4llm
-
 from . import markdown, mupdf, ocr, render
 from .errors import InputError
 from .records import ROUTE_LOCAL_OCR, ROUTE_LOCAL_TEXT, Document, Page, RenderSettings
@@ -60,6 +58,9 @@ def text_layer_markdown(doc: Document, number: int, password: str | None = None)
 
 
 def _to_markdown(pdf, number: int) -> str:
+    import pymupdf.layout  # noqa: F401 - before pymupdf4llm, which uses it when present
+    import pymupdf4llm
+
     return pymupdf4llm.to_markdown(
         pdf,
         pages=[number - 1],
