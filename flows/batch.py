@@ -1,8 +1,9 @@
-"""The batch flow: a Prefect task per document (plan, and document-scope answers) and per page
-(render + answer every page-scope task).
+"""The batch flow: a Prefect task per chunk of pages (render + answer every page-scope task,
+PAGES_PER_TASK pages at a time, across document boundaries) and per document-scope unit.
 
-Pages of all documents share one bounded window of in-flight tasks; documents are written in
-input order as soon as all their records are in, so memory does not grow with the batch.
+Chunks share one bounded window of in-flight tasks; their pages run on the router's worker
+threads. Documents are written in input order as soon as all their records are in, so memory
+does not grow with the batch.
 """
 
 from __future__ import annotations
@@ -18,17 +19,17 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipeline import local, mupdf, tokens
+from pipeline import mupdf, tokens
 from pipeline.config import RunConfig, TaskSpec
 from pipeline.discover import DiscoveryFailure, discover
-from pipeline.errors import InputError, OCRError, UsageError
+from pipeline.errors import InputError, UsageError
 from pipeline.ledger import format_ledger
 from pipeline.manifest import build_manifest
 from pipeline.outputs import OutputWriter
-from pipeline.records import STATUS_FAILED, Document, ErrorInfo, Record
-from pipeline.render import count_pages
-from pipeline.report import build_report, write_thumbnail
-from pipeline.route import DocumentPlan, Router, failed_record
+from pipeline.records import STATUS_FAILED, ErrorInfo, Record
+from pipeline.plan import DocumentPlan, plan_document
+from pipeline.report import THUMB_MAX_EDGE, build_report, save_thumbnail
+from pipeline.route import RENDER_AHEAD, Router, failed_record
 
 from . import progress
 
@@ -43,34 +44,14 @@ def pdf_password() -> str | None:
     return _IN_PROCESS_SECRETS.get("password") or os.environ.get(PASSWORD_ENV)
 
 
-def _transient(task, task_run, state) -> bool:
-    """Retry a page only for errors that may pass (an OCR time-out); model errors are handled
-    by the client's retries and the fallback ladder."""
-    try:
-        state.result()
-    except OCRError:
-        return True
-    except Exception:
-        return False
-    return False
+PAGES_PER_TASK = 16  # one Prefect task run per this many pages: a task run costs ~7-10 ms of CPU
+CHUNKS_AHEAD = 1  # chunk tasks queued beyond those needed to keep every page thread busy
 
 
-@task(name="plan-document", cache_policy=NO_CACHE, task_run_name="plan {doc.path}")
-def plan_document(doc: Document, cfg: RunConfig) -> DocumentPlan | InputError:
-    """Count pages and find running headers; an unreadable document is a result, not a crash."""
-    try:
-        pages = count_pages(doc, cfg.password)
-        transcribing = any(t.kind == "transcribe" for t in cfg.tasks)
-        running = local.document_running_lines(doc, cfg.password) if transcribing else set()
-    except InputError as e:
-        return e
-    return DocumentPlan(doc, pages, running)
-
-
-@task(name="answer-page", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1,
-      retry_condition_fn=_transient, task_run_name="page {number}")
-def answer_page_task(router: Router, plan: DocumentPlan, number: int) -> list[Record]:
-    return router.answer_page(plan, number)
+@task(name="answer-pages", cache_policy=NO_CACHE, task_run_name="{label}")
+def answer_pages_task(router: Router, pages: list[tuple[DocumentPlan, int]], label: str) -> list[list[Record]]:
+    """Render and answer a chunk of pages (possibly of several documents), concurrently."""
+    return router.answer_pages(pages)
 
 
 @task(name="answer-document", cache_policy=NO_CACHE, task_run_name="{spec.kind} document")
@@ -83,6 +64,19 @@ class _Open:
     plan: DocumentPlan
     waiting: int
     records: list[Record] = field(default_factory=list)
+
+
+def chunk_label(items: list[tuple["_Open", int]]) -> str:
+    """A task-run name for a chunk: ``report.pdf p1-16`` or ``a.png p1 + 15 pages of 7 more documents``."""
+    first = items[0][0].plan.document.path
+    numbers = [n for od, n in items if od.plan.document.path == first]
+    name = os.path.basename(first) or first
+    head = f"{name} p{numbers[0]}" + (f"-{numbers[-1]}" if len(numbers) > 1 else "")
+    rest = len(items) - len(numbers)
+    if rest:
+        docs = len({od.plan.document.path for od, _ in items}) - 1
+        head += f" + {rest} page{'s' * (rest > 1)} of {docs} more document{'s' * (docs > 1)}"
+    return head
 
 
 def expected_units(cfg: RunConfig, pages: int | None) -> dict[str, int]:
@@ -136,8 +130,8 @@ def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, th
     if cfg.prices:
         tokens.register_prices(cfg.prices)
     thumbs_root = thumbs_dir or cfg.out
-    router = Router(cfg, on_render=lambda page: write_thumbnail(
-        thumbs_root, page.document.sha256, page.number, page.image))
+    router = Router(cfg, thumb_edge=THUMB_MAX_EDGE, on_render=lambda page: save_thumbnail(
+        thumbs_root, page.document.sha256, page.number, page.thumbnail))
     problems = router.check_models() if cfg.endpoint.remote else []
     for p in problems:
         log.warning("%s", p)
@@ -149,24 +143,26 @@ def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, th
     art = RunArtifacts(f"pages answered, {os.path.basename(cfg.out.rstrip(os.sep)) or cfg.out}") if artifacts else None
     unsubscribe = progress.subscribe(art) if art else (lambda: None)
     writer = OutputWriter(cfg.out)
-    window = max(2, cfg.concurrency * 2)
-    pending: deque = deque()  # (open document, page number or None, future), in submission order
+    workers = cfg.concurrency + (RENDER_AHEAD if cfg.endpoint.remote else 0)
+    window = -(-workers // PAGES_PER_TASK) + CHUNKS_AHEAD  # chunk tasks in flight
+    pending: deque = deque()  # (items, future) in submission order; an item is (open doc, page or unit)
     open_docs: deque[_Open] = deque()  # documents in input order, waiting for their records
+    chunk: list[tuple[_Open, int]] = []  # pages not yet submitted
 
     def settle_oldest() -> None:
-        od, number, fut = pending.popleft()
+        items, fut = pending.popleft()
         result = fut.result(raise_on_failure=False)
-        if isinstance(result, Record):
-            recs = [result]
-        elif isinstance(result, list):
-            recs = result
-        else:  # the task itself raised: one failed record per unit of this page
-            recs = [failed_record(od.plan, number, t, result) for t in cfg.tasks if t.scope == "page"
-                    for _ in t.units()]
-        od.records.extend(recs)
-        od.waiting -= 1
-        for r in recs:
-            progress.emit(r)
+        for i, (od, unit) in enumerate(items):
+            if isinstance(unit, int):  # a page: its list of records, or failures if the task raised
+                recs = result[i] if isinstance(result, list) else router.page_failures(od.plan, unit, result)
+            else:  # a document-scope unit (spec, question)
+                spec, question = unit
+                recs = [result if isinstance(result, Record) else
+                        failed_record(od.plan, None, spec, result, question=question)]
+            od.records.extend(recs)
+            od.waiting -= 1
+            for r in recs:
+                progress.emit(r)
         flush_done()
 
     def flush_done() -> None:
@@ -175,19 +171,25 @@ def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, th
             writer.add_document(od.plan.document, od.plan.pages, od.records)
             mupdf.forget(od.plan.document)
 
-    def submit(od: _Open, number: int | None, future) -> None:
-        while len(pending) >= window:
+    def submit(items: list, future) -> None:
+        pending.append((items, future))
+        while len(pending) > window:
             settle_oldest()
-        pending.append((od, number, future))
+
+    def submit_chunk() -> None:
+        items = chunk.copy()
+        chunk.clear()
+        submit(items, answer_pages_task.submit(router, [(od.plan, n) for od, n in items], chunk_label(items)))
 
     try:
         for item in discover(cfg.inputs):
             if isinstance(item, DiscoveryFailure):
                 _fail_document(writer, document_failures(item.path, item.sha256, cfg, item.error), None, log, cfg)
                 continue
-            plan = plan_document(item, cfg, return_state=True).result(raise_on_failure=False)
-            if not isinstance(plan, DocumentPlan):
-                err = plan if isinstance(plan, InputError) else InputError(f"{item.path}: {plan}")
+            try:
+                plan = plan_document(item, cfg)
+            except Exception as e:  # noqa: BLE001 - an unreadable document is a record, not a crash
+                err = e if isinstance(e, InputError) else InputError(f"{item.path}: {type(e).__name__}: {e}")
                 _fail_document(writer, document_failures(item.path, item.sha256, cfg, err), item.kind, log, cfg)
                 continue
             numbers = part.pages(plan.pages)
@@ -200,10 +202,15 @@ def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, th
             od = _Open(plan, waiting=(len(numbers) if page_tasks else 0) + len(doc_units))
             open_docs.append(od)
             for spec, question in doc_units:
-                submit(od, None, answer_document_task.submit(router, plan, spec, question))
+                submit([(od, (spec, question))], answer_document_task.submit(router, plan, spec, question))
             if page_tasks:
                 for number in numbers:
-                    submit(od, number, answer_page_task.submit(router, plan, number))
+                    chunk.append((od, number))
+                    if len(chunk) >= PAGES_PER_TASK:
+                        submit_chunk()
+            flush_done()  # a document with nothing to answer (zero pages) is written now
+        if chunk:
+            submit_chunk()
         while pending:
             settle_oldest()
         flush_done()

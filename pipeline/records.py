@@ -60,6 +60,7 @@ class Page:
     text: str  # text layer ("" for images and scans)
     render_ms: float = 0.0
     source_dpi: float | None = None
+    thumbnail: bytes | None = None  # a small JPEG for the report, when asked for
 
     @property
     def has_text_layer(self) -> bool:

@@ -50,12 +50,15 @@ def iter_pages(doc: Document, settings: RenderSettings, password: str | None = N
         yield render_page(doc, number, settings, password)
 
 
-def render_page(doc: Document, number: int, settings: RenderSettings, password: str | None = None) -> Page:
+def render_page(doc: Document, number: int, settings: RenderSettings, password: str | None = None,
+                thumb_edge: int = 0) -> Page:
+    """One page as a model-ready image; with ``thumb_edge``, also a small JPEG thumbnail made
+    from the same pixels (for the report), no larger than ``thumb_edge`` on its long side."""
     t0 = time.perf_counter()
     if doc.kind == "pdf":
-        page = _render_pdf_page(doc, number, settings, password)
+        page = _render_pdf_page(doc, number, settings, password, thumb_edge)
     else:
-        page = _render_image_frame(doc, number, settings)
+        page = _render_image_frame(doc, number, settings, thumb_edge)
     page.render_ms = (time.perf_counter() - t0) * 1000
     return page
 
@@ -96,7 +99,8 @@ def pdf_zoom(width_pt: float, height_pt: float, settings: RenderSettings) -> flo
     return min(settings.max_edge / long_pt, settings.dpi_cap / 72.0)
 
 
-def _render_pdf_page(doc: Document, number: int, settings: RenderSettings, password: str | None) -> Page:
+def _render_pdf_page(doc: Document, number: int, settings: RenderSettings, password: str | None,
+                     thumb_edge: int = 0) -> Page:
     with mupdf.open_pdf(doc, password) as pdf:
         if not 1 <= number <= pdf.page_count:
             raise RenderError(f"{doc.path}: page {number} out of range (1-{pdf.page_count})")
@@ -116,12 +120,25 @@ def _render_pdf_page(doc: Document, number: int, settings: RenderSettings, passw
         except Exception as e:
             raise RenderError(f"{doc.path} page {number}: cannot render ({mupdf._short(e)})") from None
     # Encoding runs outside the MuPDF lock, so other pages can render meanwhile.
+    mode = "L" if channels == 1 else "RGB"
     if settings.image_format == "png" or (settings.image_format == "auto" and not photographic):
         data, mime = png_from_samples(samples, width, height, channels), PNG
     else:
-        img = Image.frombytes("L" if channels == 1 else "RGB", (width, height), samples)
-        data, mime = encode(img, True, settings)
-    return Page(doc, number, data, mime, width, height, text, source_dpi=round(zoom * 72, 1))
+        data, mime = encode(Image.frombuffer(mode, (width, height), samples, "raw", mode, 0, 1), True, settings)
+    thumb = thumbnail_jpeg(Image.frombuffer(mode, (width, height), samples, "raw", mode, 0, 1),
+                           thumb_edge) if thumb_edge else None
+    return Page(doc, number, data, mime, width, height, text, source_dpi=round(zoom * 72, 1), thumbnail=thumb)
+
+
+def thumbnail_jpeg(img: Image.Image, max_edge: int) -> bytes:
+    """A small JPEG of an RGB or L image: an integer box reduction (a few times cheaper than
+    resampling, and plenty for a thumbnail), never enlarged."""
+    factor = -(-max(img.size) // max_edge)  # ceil
+    if factor > 1:
+        img = img.reduce(factor)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=80)
+    return buf.getvalue()
 
 
 def png_from_samples(samples: bytes, width: int, height: int, channels: int, level: int = 1) -> bytes:
@@ -165,7 +182,7 @@ def _open_image(doc: Document) -> Image.Image:
     return img
 
 
-def _render_image_frame(doc: Document, number: int, settings: RenderSettings) -> Page:
+def _render_image_frame(doc: Document, number: int, settings: RenderSettings, thumb_edge: int = 0) -> Page:
     with _open_image(doc) as img:
         w, h = img.size
         if w * h > settings.max_pixels:
@@ -183,7 +200,8 @@ def _render_image_frame(doc: Document, number: int, settings: RenderSettings) ->
             raise RenderError(f"{doc.path} page {number}: cannot decode image ({e})") from None
         photographic = (doc.fmt == "JPEG" or img.format == "JPEG") or _is_photographic(frame)
     data, mime = encode(frame, photographic, settings)
-    return Page(doc, number, data, mime, frame.width, frame.height, "")
+    thumb = thumbnail_jpeg(frame, thumb_edge) if thumb_edge else None
+    return Page(doc, number, data, mime, frame.width, frame.height, "", thumbnail=thumb)
 
 
 def _normalise(img: Image.Image, settings: RenderSettings) -> Image.Image:

@@ -79,9 +79,14 @@ def make_thumbnail(image_bytes: bytes, max_edge: int = THUMB_MAX_EDGE) -> bytes:
 
 def write_thumbnail(out_dir: str, sha256: str, page: int, image_bytes: bytes,
                     max_edge: int = THUMB_MAX_EDGE) -> str:
-    """Make a page's thumbnail and write it (atomically) under ``thumbs/``; returns its path."""
+    """Make a page's thumbnail from its image and write it under ``thumbs/``; returns its path."""
+    return save_thumbnail(out_dir, sha256, page, make_thumbnail(image_bytes, max_edge))
+
+
+def save_thumbnail(out_dir: str, sha256: str, page: int, jpeg: bytes) -> str:
+    """Write a ready thumbnail (``Page.thumbnail``) atomically under ``thumbs/``; returns its path."""
     path = os.path.join(out_dir, thumbnail_name(sha256, page))
-    atomic_write(path, make_thumbnail(image_bytes, max_edge))
+    atomic_write(path, jpeg)
     return path
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from .config import EndpointSpec, RunConfig, TaskSpec
 from .errors import InputError, OCRError
 from .guards import Budget, BudgetExceeded, CircuitBreaker
 from .messages import ChatRequest, ChatResponse, ImagePart, Usage
+from .plan import DocumentPlan
 from .records import (
     ROUTE_TEXT_FALLBACK, ROUTE_VISION, ROUTE_VISION_ALT, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, Document,
     ErrorInfo, Page, Record,
@@ -30,16 +32,8 @@ from .records import (
 from .render import render_page
 
 MAX_IMAGES_PER_REQUEST = 8  # Mistral's limit (model-apis.md §1.4)
+RENDER_AHEAD = 2  # page threads beyond the request concurrency (bench/README.md, throughput)
 JSON_MODES = ("json_schema", "json_object", "tool")
-
-
-@dataclass
-class DocumentPlan:
-    """What the page steps need to know about their document."""
-
-    document: Document
-    pages: int
-    running_lines: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -68,10 +62,13 @@ def _image_part(page: Page) -> ImagePart:
 class Router:
     """Answers pages for one run. Thread-safe; one per process."""
 
-    def __init__(self, cfg: RunConfig, *, make_client=None, on_render=None) -> None:
-        """``on_render(page)`` sees every rendered page (the flow writes thumbnails with it)."""
+    def __init__(self, cfg: RunConfig, *, make_client=None, on_render=None, thumb_edge: int = 0) -> None:
+        """``on_render(page)`` sees every rendered page (the flow writes thumbnails with it);
+        with ``thumb_edge`` each page also carries a thumbnail of that size."""
         self.cfg = cfg
         self.on_render = on_render
+        self.thumb_edge = thumb_edge
+        self._pool: ThreadPoolExecutor | None = None
         self.cache = AnswerCache(cfg.cache_path(), cfg.cache)
         self.budget = Budget(cfg.budget_usd)
         self._make_client = make_client
@@ -137,6 +134,8 @@ class Router:
         return True
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         closed = set()
         for r in self.rungs:
             if r.client is not None and id(r.client) not in closed:
@@ -144,12 +143,40 @@ class Router:
                 r.client.close()
 
     # -- page scope -----------------------------------------------------------------------
+    def answer_pages(self, pages: list[tuple[DocumentPlan, int]]) -> list[list[Record]]:
+        """``answer_page`` for several pages at once, on the router's worker threads: one list
+        of records per page, in the order given. A page whose step raises gets failed records
+        naming the error; the other pages go on."""
+        pool = self._workers()
+        futures = [pool.submit(self.answer_page, plan, number) for plan, number in pages]
+        out = []
+        for (plan, number), fut in zip(pages, futures):
+            try:
+                out.append(fut.result())
+            except Exception as e:  # noqa: BLE001 - a bug or an odd page must not take the batch down
+                out.append(self.page_failures(plan, number, e))
+        return out
+
+    def _workers(self) -> ThreadPoolExecutor:
+        """``concurrency`` threads for requests, plus RENDER_AHEAD that render the next pages
+        while the others wait on the model (the client's limiter caps requests in flight)."""
+        with self._lock:
+            if self._pool is None:
+                ahead = RENDER_AHEAD if self.cfg.endpoint.remote else 0
+                self._pool = ThreadPoolExecutor(self.cfg.concurrency + ahead, thread_name_prefix="pixtract-page")
+            return self._pool
+
+    def page_failures(self, plan: DocumentPlan, number: int, exc: BaseException) -> list[Record]:
+        """One failed record per page-scope unit of a page whose step raised ``exc``."""
+        return [failed_record(plan, number, t, exc, question=q) for t in self.cfg.tasks if t.scope == "page"
+                for q in t.units()]
+
     def answer_page(self, plan: DocumentPlan, number: int) -> list[Record]:
         """Every page-scope task for one page: a list of records, one per unit."""
         doc, cfg = plan.document, self.cfg
         page_tasks = [t for t in cfg.tasks if t.scope == "page"]
         try:
-            page = render_page(doc, number, cfg.render, cfg.password)
+            page = render_page(doc, number, cfg.render, cfg.password, self.thumb_edge)
         except InputError as e:
             return [self._record(doc, number, t, q, status=STATUS_FAILED, error=ErrorInfo.from_exception(e))
                     for t in page_tasks for q in t.units()]
@@ -497,8 +524,10 @@ def _api_key(spec: EndpointSpec) -> str | None:
     return None  # the profile's own variable, read by Endpoint.resolved()
 
 
-def failed_record(plan: DocumentPlan, number: int, task: TaskSpec, exc: BaseException) -> Record:
-    """The record for a page whose every attempt raised unexpectedly."""
+def failed_record(plan: DocumentPlan, number: int | None, task: TaskSpec, exc: BaseException,
+                  question: str | None = None) -> Record:
+    """The record for a unit whose step raised unexpectedly."""
     doc = plan.document
-    return Record(document=doc.path, sha256=doc.sha256, page=number, task=task.kind, route=None,
-                  status=STATUS_FAILED, error=ErrorInfo.from_exception(exc))
+    return Record(document=doc.path, sha256=doc.sha256, page=number, task=task.kind, question=question,
+                  route=None, status=STATUS_FAILED, error=ErrorInfo.from_exception(exc),
+                  schema=task.schema_name, scope=task.scope)

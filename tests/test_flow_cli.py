@@ -151,3 +151,49 @@ def test_console_script_runs(samples, tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "pixtract")
     proc = subprocess.run([exe, "run", "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "--max-edge" in proc.stdout and "examples:" in proc.stdout
+
+
+def test_pages_go_to_prefect_in_chunks_across_documents(tmp_path, monkeypatch):
+    """One Prefect task run per PAGES_PER_TASK pages (a task run costs ~7-10 ms of CPU), filled
+    across document boundaries; every page still ends as its own record, in order."""
+    import pymupdf
+
+    from flows.batch import PAGES_PER_TASK
+    from pipeline.route import Router
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name, pages in (("a", 10), ("b", 10), ("c", 15)):
+        pdf = pymupdf.open()
+        for p in range(pages):
+            page = pdf.new_page(width=300, height=200)
+            page.insert_text((20, 40), f"Chunk test, document {name}, page {p + 1}.", fontsize=10)
+            page.insert_text((20, 60), "The quick brown fox jumps over the lazy dog.", fontsize=10)
+        pdf.save(inputs / f"{name}.pdf")
+    chunks = []
+    real = Router.answer_pages
+
+    def spy(self, pages):
+        chunks.append([(os.path.basename(p.document.path), n) for p, n in pages])
+        return real(self, pages)
+
+    monkeypatch.setattr(Router, "answer_pages", spy)
+    out = tmp_path / "out"
+    assert main(["run", str(inputs), "--out", str(out), "--no-progress"]) == EXIT_OK
+    assert PAGES_PER_TASK == 16 and [len(c) for c in chunks] == [16, 16, 3]
+    assert chunks[0][9:11] == [("a.pdf", 10), ("b.pdf", 1)]
+    records = read_results(str(out))
+    assert [(os.path.basename(r.document), r.page) for r in records] == [p for c in chunks for p in c]
+    assert all(r.status == "ok" and f"page {r.page}" in r.answer for r in records)
+
+
+def test_pixtract_does_not_load_the_layout_model_until_the_local_engine_needs_it():
+    """PyMuPDF imports its layout package (ONNX Runtime, ~80 MB) eagerly; pixtract defers it."""
+    code = ("import sys, flows.cli, flows.batch\n"
+            "print('onnxruntime' in sys.modules, 'pymupdf4llm' in sys.modules)\n"
+            "from pipeline import local\nfrom pipeline.discover import identify\n"
+            "md = local.text_layer_markdown(identify('fixtures/samples/report.pdf'), 1)\n"
+            "import pymupdf4llm\nprint(pymupdf4llm._use_layout, md.startswith('# **Northwind'))\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["False", "False", "True", "True"], done.stdout + done.stderr

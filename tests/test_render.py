@@ -145,3 +145,16 @@ def test_pages_are_lazy_and_memory_flat(tmp_path):
     tracemalloc.stop()
     assert i == 59
     assert peak_late < peak_early * 2 + 1_000_000
+
+
+@pytest.mark.parametrize("name", ["report.pdf", "scanned.pdf", "photo_exif.jpg", "chart.png"])
+def test_thumbnail_made_from_the_same_pixels(samples, name):
+    """With thumb_edge the page carries a small JPEG of the very image sent to the model."""
+    page = render_page(identify(str(samples / name)), 1, RenderSettings(), thumb_edge=320)
+    assert render_page(identify(str(samples / name)), 1, RenderSettings()).thumbnail is None
+    thumb = Image.open(io.BytesIO(page.thumbnail))
+    assert thumb.format == "JPEG" and 160 < max(thumb.size) <= 320
+    assert abs(thumb.width / thumb.height - page.width / page.height) < 0.05
+    full = _img(page).convert("RGB").resize(thumb.size)
+    diff = sum(abs(a - b) for a, b in zip(full.convert("L").tobytes(), thumb.convert("L").tobytes()))
+    assert diff / (thumb.width * thumb.height) < 12  # same picture, not just same size

@@ -255,3 +255,28 @@ def test_no_key_in_any_record(emu, tmp_path, samples):
     recs = Router(make_cfg(emu, tmp_path, task=TaskSpec("ask", questions=["Q?"]))).answer_page(
         plan(samples / "report.pdf"), 1)
     assert FAKE_KEY not in json.dumps([r.to_json() for r in recs])
+
+
+def test_answer_pages_keeps_order_and_turns_a_crashing_page_into_failed_records(emu, tmp_path, samples,
+                                                                             monkeypatch):
+    import pipeline.route as route
+
+    real = route.render_page
+
+    def render(doc, number, *a, **kw):
+        if number == 2:
+            raise RuntimeError("boom on page 2")
+        return real(doc, number, *a, **kw)
+
+    monkeypatch.setattr(route, "render_page", render)
+    cfg = make_cfg(emu, tmp_path, task=TaskSpec(kind="ask", questions=["Q1?", "Q2?"]), cache=False)
+    router = Router(cfg)
+    p = plan(samples / "report.pdf")
+    try:
+        out = router.answer_pages([(p, 3), (p, 2), (p, 1)])
+    finally:
+        router.close()
+    assert [[(r.page, r.question, r.status) for r in recs] for recs in out] == [
+        [(3, "Q1?", "ok"), (3, "Q2?", "ok")], [(2, "Q1?", "failed"), (2, "Q2?", "failed")],
+        [(1, "Q1?", "ok"), (1, "Q2?", "ok")]]
+    assert out[1][0].error.type == "RuntimeError" and "boom on page 2" in out[1][0].error.message
