@@ -25,8 +25,9 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def atomic_write(path: str, data: str | bytes) -> None:
-    """Write a whole file or nothing: temp file in the same folder, fsync, rename."""
+def atomic_write(path: str, data: str | bytes, durable: bool = True) -> None:
+    """Write a whole file or nothing: temp file in the same folder, fsync (unless not
+    ``durable``: files that can be made again), rename."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
@@ -34,8 +35,9 @@ def atomic_write(path: str, data: str | bytes) -> None:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are ordinary files
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

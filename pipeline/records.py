@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +63,7 @@ class Page:
     source_dpi: float | None = None
     thumbnail: bytes | None = None  # a small JPEG for the report, when asked for
 
-    @property
+    @functools.cached_property
     def has_text_layer(self) -> bool:
         from .textlayer import has_real_text
 

@@ -86,7 +86,7 @@ def write_thumbnail(out_dir: str, sha256: str, page: int, image_bytes: bytes,
 def save_thumbnail(out_dir: str, sha256: str, page: int, jpeg: bytes) -> str:
     """Write a ready thumbnail (``Page.thumbnail``) atomically under ``thumbs/``; returns its path."""
     path = os.path.join(out_dir, thumbnail_name(sha256, page))
-    atomic_write(path, jpeg)
+    atomic_write(path, jpeg, durable=False)  # a lost thumbnail shows a placeholder, nothing more
     return path
 
 

@@ -410,7 +410,8 @@ class Router:
         (except ``raw_errors``, which the caller handles)."""
         from .providers.errors import FinalError, ModelGoneError, ProviderError, RetryableError
 
-        reserved = self.budget.reserve(worst_case_cost(req, rung.model))
+        # The exact prompt count costs milliseconds a page (mistral_common); only a limit needs it.
+        reserved = self.budget.reserve(worst_case_cost(req, rung.model) if self.budget.limit is not None else 0.0)
         try:
             resp = rung.client.complete(req, stream=self.cfg.stream)
         except BaseException as e:
