@@ -5,14 +5,18 @@ model call, against the emulator at zero latency (its own process, so its CPU is
   two runs of its own): CPU of the client process and, separately, of Prefect's ephemeral API
   server; per page as the slope between the smallest and the largest batch, so start-up
   (imports, server start, migrations) drops out; also the plain total / pages.
-- where the client's time goes, measured in-process without Prefect: ``render_page``, the
-  report thumbnail, the prompt-token estimate, and ``Router.answer_page`` as a whole (render,
-  thumbnail, request building, HTTP, parsing, cache); the rest of the client's per-page CPU is
-  Prefect's task engine plus the flow's own bookkeeping.
+- where the client's time goes, measured in-process without Prefect: ``render_page`` as the
+  flow calls it (with the report thumbnail) and without it, ``thumbnail_jpeg`` alone, the
+  prompt-token estimate (paid only when a budget is set), ``Router.answer_page`` as a whole
+  (render, thumbnail, request building, HTTP, parsing, cache), and the whole pipeline without
+  Prefect: ``Router.answer_pages`` over chunks of PAGES_PER_TASK pages at the run's concurrency,
+  the output files and the report, per page as the slope between two page counts. The client
+  slope minus that last figure is Prefect's task engine plus the flow's own glue.
 
 Target: < 20 ms CPU per page.
 
     python bench/bench_overhead.py [--memory-results bench/results/memory.json] [--sizes 100,600]
+                                   [--component-pages 60] [--pipeline-sizes 40,160]
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from common import (RESULTS, VISION_MODEL, WORK, EmulatorProcess, FAKE_KEY, gene
                     run_pixtract, write_result)
 
 TARGET_MS = 20.0
+PAGES_PER_TASK = 16  # flows.batch.PAGES_PER_TASK (not imported here: that would import Prefect)
 
 
 def whole_runs(sizes: tuple[int, ...], concurrency: int, work: Path) -> list[dict]:
@@ -61,23 +66,26 @@ def per_page(rows: list[dict]) -> dict:
     return out
 
 
-def components(pages: int = 60, work: Path | None = None) -> dict:
+def components(pages: int = 60, work: Path | None = None, pipeline_sizes: tuple[int, int] = (40, 160),
+               concurrency: int = 8) -> dict:
     """Per-page CPU of pixtract's own steps, in this process, without Prefect."""
     os.environ.setdefault("OPENAI_API_KEY", FAKE_KEY)
+    from pipeline import malloc
+
+    malloc.tune()  # as the pixtract command does (flows/__init__.py)
     from pipeline import tokens
-    from pipeline.config import build_config
     from pipeline.discover import discover
     from pipeline.messages import ImagePart
+    from pipeline.plan import plan_document
     from pipeline.prompts import build_request
     from pipeline.records import RenderSettings
-    from pipeline.render import count_pages, render_page
-    from pipeline.report import make_thumbnail, write_thumbnail
-    from pipeline.route import DocumentPlan, Router
+    from pipeline.render import render_page
+    from pipeline.report import THUMB_MAX_EDGE
 
     pdf = generated_pdf(max(pages + 1, 30), work)
     doc = next(iter(discover([str(pdf)])))
     settings = RenderSettings()
-    render_page(doc, 1, settings)
+    render_page(doc, 1, settings, thumb_edge=THUMB_MAX_EDGE)
     out: dict = {"pages": pages}
 
     def timed(fn) -> float:
@@ -87,14 +95,14 @@ def components(pages: int = 60, work: Path | None = None) -> dict:
         return round((time.process_time() - c0) / pages * 1000, 2)
 
     rendered = {}
-    out["render_page_ms"] = timed(lambda n: rendered.__setitem__(n, render_page(doc, n, settings)))
-    out["thumbnail_ms"] = timed(lambda n: make_thumbnail(rendered[n].image))
-    out["thumbnail_direct_from_mupdf_ms"] = timed(lambda n: _direct_thumbnail(doc, n))  # proposal, not shipped
+    out["render_page_ms"] = timed(lambda n: rendered.__setitem__(
+        n, render_page(doc, n, settings, thumb_edge=THUMB_MAX_EDGE)))
+    out["render_page_no_thumbnail_ms"] = timed(lambda n: render_page(doc, n, settings))
+    out["thumbnail_in_render_page_ms"] = round(out["render_page_ms"] - out["render_page_no_thumbnail_ms"], 2)
+    out["thumbnail_ms"] = _thumbnail_ms(rendered.values(), THUMB_MAX_EDGE)
     tmp = Path(tempfile.mkdtemp(prefix="pixtract-bench-"))
     try:
-        cfg = build_config({"inputs": [str(pdf)], "out": str(tmp / "out"), "profile": "openai",
-                            "endpoint": {"base_url": "http://127.0.0.1:9/openai/v1", "vision_model": VISION_MODEL},
-                            "concurrency": 1})
+        cfg = _config(pdf, tmp / "out", "http://127.0.0.1:9/openai/v1", 1)
         task = cfg.tasks[0]
 
         def estimate(n):
@@ -104,49 +112,121 @@ def components(pages: int = 60, work: Path | None = None) -> dict:
             tokens.estimate_prompt_tokens(req, VISION_MODEL)
 
         estimate(2)  # load the tokenizer first (once per process)
-        out["prompt_token_estimate_ms"] = timed(estimate)
+        out["prompt_token_estimate_ms"] = timed(estimate)  # paid only with a budget (cfg.budget_usd)
         rendered.clear()
         with EmulatorProcess(log_bodies=False) as emu:
             emu.reset(latency=0.0, log_bodies=False)
-            cfg = build_config({"inputs": [str(pdf)], "out": str(tmp / "out"), "profile": "openai",
-                                "endpoint": {"base_url": emu.base_url("openai"), "vision_model": VISION_MODEL},
-                                "concurrency": 1})
-            router = Router(cfg, on_render=lambda page: write_thumbnail(cfg.out, page.document.sha256, page.number,
-                                                                        page.image))
-            plan = DocumentPlan(doc, count_pages(doc))
+            cfg = _config(pdf, tmp / "out", emu.base_url("openai"), 1)
+            router = _router(cfg)
+            plan = plan_document(doc, cfg)
             router.answer_page(plan, 1)
             e0 = emu.cpu_seconds()
             out["router_answer_page_ms"] = timed(lambda n: router.answer_page(plan, n))
             out["emulator_ms_per_request"] = round((emu.cpu_seconds() - e0) / pages * 1000, 2)
             router.close()
+            out.update(pipeline_slope(emu, tmp, work, pipeline_sizes, concurrency))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
-def _direct_thumbnail(doc, number: int) -> bytes:
-    """Proposal: render the 320-px report thumbnail straight from the page with MuPDF instead of
-    decoding the 1024-px PNG and resampling it with Lanczos."""
+def _thumbnail_ms(pages, max_edge: int) -> float:
+    """CPU ms per page of ``thumbnail_jpeg`` alone, on each page's pixels (decoded beforehand)."""
     import io
 
-    import pymupdf
     from PIL import Image
 
-    from pipeline import mupdf
-    from pipeline.report import THUMB_MAX_EDGE
+    from pipeline.render import thumbnail_jpeg
 
-    with mupdf.open_pdf(doc) as pdf:
-        page = pdf.load_page(number - 1)
-        z = THUMB_MAX_EDGE / max(page.rect.width, page.rect.height)
-        pix = page.get_pixmap(matrix=pymupdf.Matrix(z, z), alpha=False)
-        im = Image.frombytes("RGB" if pix.n == 3 else "L", (pix.width, pix.height), pix.samples)
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=80, optimize=True)
-    return buf.getvalue()
+    cpu, count = 0.0, 0
+    for page in pages:
+        with Image.open(io.BytesIO(page.image)) as im:
+            im.load()
+            c0 = time.process_time()
+            thumbnail_jpeg(im, max_edge)
+            cpu += time.process_time() - c0
+        count += 1
+    return round(cpu / count * 1000, 2)
+
+
+def _config(pdf: Path, out: Path, base_url: str, concurrency: int):
+    from pipeline.config import build_config
+
+    return build_config({"inputs": [str(pdf)], "out": str(out), "profile": "openai",
+                         "endpoint": {"base_url": base_url, "vision_model": VISION_MODEL},
+                         "concurrency": concurrency})
+
+
+def _router(cfg):
+    """A Router as the batch flow builds it: thumbnails made while rendering, written on render."""
+    from pipeline.report import THUMB_MAX_EDGE, save_thumbnail
+    from pipeline.route import Router
+
+    return Router(cfg, thumb_edge=THUMB_MAX_EDGE, on_render=lambda page: save_thumbnail(
+        cfg.out, page.document.sha256, page.number, page.thumbnail))
+
+
+def pipeline_slope(emu: EmulatorProcess, tmp: Path, work: Path | None, sizes: tuple[int, int],
+                   concurrency: int = 8) -> dict:
+    """Process CPU ms per page of the whole pipeline without Prefect (plan, answer in chunks of
+    PAGES_PER_TASK pages, write outputs and the report), as the slope between two page counts
+    so that one-off costs drop out."""
+    lo, hi = sizes
+    cpu, emulator, ok = [], [], []
+    for n in (lo, hi):
+        emu.reset(latency=0.0, log_bodies=False)
+        cfg = _config(generated_pdf(n, work), tmp / f"pipeline-{n}", emu.base_url("openai"), concurrency)
+        e0 = emu.cpu_seconds()
+        seconds, answered = _pipeline_cpu(cfg, PAGES_PER_TASK)
+        emulator.append(emu.cpu_seconds() - e0)
+        cpu.append(seconds)
+        ok.append(answered)
+    return {"pipeline_no_prefect_sizes": [lo, hi], "pipeline_no_prefect_concurrency": concurrency,
+            "pipeline_no_prefect_ok": ok, "pipeline_no_prefect_cpu_s": [round(c, 3) for c in cpu],
+            "pipeline_no_prefect_ms": round((cpu[1] - cpu[0]) / (hi - lo) * 1000, 2),
+            "pipeline_no_prefect_emulator_ms": round((emulator[1] - emulator[0]) / (hi - lo) * 1000, 2)}
+
+
+def _pipeline_cpu(cfg, chunk: int) -> tuple[float, int]:
+    """Process CPU seconds (all threads) of one run of the pipeline over the one document in
+    ``cfg.inputs``, as the flow does it but without Prefect; and the records answered ok."""
+    import datetime as dt
+    import resource
+
+    from pipeline import mupdf
+    from pipeline.discover import discover
+    from pipeline.manifest import build_manifest
+    from pipeline.outputs import OutputWriter
+    from pipeline.plan import plan_document
+    from pipeline.report import build_report
+
+    def now() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    c0, started = now(), dt.datetime.now(dt.UTC)
+    router = _router(cfg)
+    writer = OutputWriter(cfg.out)
+    doc = next(iter(discover(cfg.inputs)))
+    plan = plan_document(doc, cfg)
+    writer.ledger.plan("transcribe", plan.pages)
+    numbers, records = list(range(1, plan.pages + 1)), []
+    for i in range(0, len(numbers), chunk):
+        for recs in router.answer_pages([(plan, n) for n in numbers[i:i + chunk]]):
+            records.extend(recs)
+    writer.add_document(doc, plan.pages, records)
+    mupdf.forget(doc)
+    router.close()
+    summary = writer.summary()
+    writer.finish(build_manifest(config=cfg.public(), documents=writer.documents, summary=summary, started=started,
+                                 finished=dt.datetime.now(dt.UTC), extra={"ledger": summary["ledger"]}))
+    build_report(cfg.out)
+    return now() - c0, summary["by_status"].get("ok", 0)
 
 
 def run(memory_results: Path | None = None, sizes: tuple[int, ...] = (100, 600), concurrency: int = 8,
-        component_pages: int = 60, results_dir: Path | None = None, work: Path | None = None) -> dict:
+        component_pages: int = 60, results_dir: Path | None = None, work: Path | None = None,
+        pipeline_sizes: tuple[int, int] = (40, 160)) -> dict:
     work = Path(work or WORK)
     rows, source = None, None
     if memory_results and Path(memory_results).exists():
@@ -162,10 +242,13 @@ def run(memory_results: Path | None = None, sizes: tuple[int, ...] = (100, 600),
     for r in rows:
         r.pop("rss_timeline", None)
     pp = per_page(rows)
-    comp = components(component_pages, work)
+    comp = components(component_pages, work, pipeline_sizes, concurrency)
     client = pp.get("client_ms_per_page_marginal", pp[f"client_ms_per_page_total_{pp['sizes'][-1]}"])
     server = pp.get("server_ms_per_page_marginal", 0.0)
-    comp["prefect_and_flow_ms"] = round(client - comp["router_answer_page_ms"], 2)
+    # Prefect's task engine + the flow's glue = client slope - the same pipeline without Prefect.
+    comp["prefect_and_flow_ms"] = round(client - comp["pipeline_no_prefect_ms"], 2)
+    # The older, cruder estimate: also counts output files, the report and the thread pool.
+    comp["client_minus_answer_page_ms"] = round(client - comp["router_answer_page_ms"], 2)
     out = {
         "source": source, "concurrency": concurrency, "runs": [
             {k: r.get(k) for k in ("pages", "rc", "wall_s", "cpu_client_s", "cpu_server_s", "cpu_emulator_s",
@@ -179,25 +262,34 @@ def run(memory_results: Path | None = None, sizes: tuple[int, ...] = (100, 600),
     log(f"  client {client:.1f} ms/page marginal ({pp.get('client_ms_per_page_total_' + str(pp['sizes'][-1]))} "
         f"ms/page incl. start-up at {pp['sizes'][-1]} pages), Prefect server {server:.1f} ms/page, "
         f"emulator {pp.get('emulator_ms_per_page_marginal', 0):.1f} ms/page (not counted)")
-    log(f"  client breakdown (in-process, no Prefect): render_page {comp['render_page_ms']:.1f}, thumbnail "
-        f"{comp['thumbnail_ms']:.1f}, prompt-token estimate {comp['prompt_token_estimate_ms']:.1f}, Router.answer_page "
-        f"total {comp['router_answer_page_ms']:.1f} ms; Prefect task engine + flow: {comp['prefect_and_flow_ms']:.1f} ms")
+    log(f"  client breakdown (in-process, no Prefect, ms/page): render_page with thumbnail "
+        f"{comp['render_page_ms']:.1f} (without {comp['render_page_no_thumbnail_ms']:.1f}; thumbnail_jpeg alone "
+        f"{comp['thumbnail_ms']:.1f}), Router.answer_page {comp['router_answer_page_ms']:.1f}, whole pipeline "
+        f"without Prefect {comp['pipeline_no_prefect_ms']:.1f} (slope {pipeline_sizes[0]}->{pipeline_sizes[1]} pages, "
+        f"ok {comp['pipeline_no_prefect_ok']}); prompt-token estimate {comp['prompt_token_estimate_ms']:.1f} "
+        f"(only with a budget)")
+    log(f"  Prefect task engine + flow glue (client slope - pipeline without Prefect): "
+        f"{comp['prefect_and_flow_ms']:.1f} ms/page")
     write_result("overhead", out, results_dir)
     return out
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--memory-results", type=Path, default=RESULTS / "memory.json",
+    ap.add_argument("--memory-results", default=str(RESULTS / "memory.json"),
                     help="reuse bench_memory's runs ('' to run its own)")
     ap.add_argument("--sizes", default="100,600", help="batch sizes when running its own")
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--component-pages", type=int, default=60)
+    ap.add_argument("--pipeline-sizes", default="40,160",
+                    help="two page counts for the slope of the whole pipeline without Prefect")
     ap.add_argument("--results", type=Path, default=None)
     ap.add_argument("--work", type=Path, default=None)
     a = ap.parse_args(argv)
-    mem = a.memory_results if a.memory_results and str(a.memory_results) else None
-    return run(mem, tuple(int(x) for x in a.sizes.split(",")), a.concurrency, a.component_pages, a.results, a.work)
+    mem = Path(a.memory_results) if a.memory_results else None
+    lo, hi = (int(x) for x in a.pipeline_sizes.split(","))
+    return run(mem, tuple(int(x) for x in a.sizes.split(",")), a.concurrency, a.component_pages, a.results, a.work,
+               (lo, hi))
 
 
 if __name__ == "__main__":

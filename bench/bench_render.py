@@ -2,14 +2,15 @@
 model-ready PNGs with a 1024-px long edge:
 
 - pixtract: ``pipeline.render.render_page`` (PNG forced, so every tool writes the same format;
-  this includes pixtract's text-layer extraction and image-coverage check, which it does per page)
+  this includes pixtract's complexity guard and its text layer + image coverage pass, which it
+  does per page; no report thumbnail)
 - ``pdftoppm -scale-to 1024 -png`` (poppler-utils), one process per document, CPU from rusage
 - pypdfium2 + Pillow: ``page.render(scale=...)`` then ``Image.save(PNG)`` at Pillow's default
-  level (6, what a user would write) and at level 1 (pixtract's setting)
-- pixtract with the changes proposed in bench/proposals.py (prototype, not shipped)
+  level (6, what a user would write) and at level 1
 
 Inputs: the readable fixture PDFs plus a generated 200-page document (text, tables, vector
-drawings, 6-pt fine print). Also saves a crop of the fine print from pixtract's image.
+drawings, 6-pt fine print). Also times each step of the shipped ``render_page`` on the
+generated document (``breakdown``) and saves a crop of the fine print from pixtract's image.
 
     python bench/bench_render.py [--pages 200] [--results DIR]
 """
@@ -54,29 +55,6 @@ def bench_pixtract(path: Path, pages: int) -> dict:
     c1, w1 = time.process_time(), time.perf_counter()
     _forget(doc)
     return _figures(c1 - c0, w1 - w0, pages, size, px, last=(p.width, p.height, p.mime))
-
-
-def bench_proposed(path: Path, pages: int) -> dict:
-    from PIL import Image
-
-    from pipeline.records import RenderSettings
-    from proposals import render_pdf_page_proposed
-
-    settings = RenderSettings(max_edge=LONG_EDGE, image_format="png")
-    doc = _doc(path)
-    data, w, h, _ = render_pdf_page_proposed(doc, 1, settings)
-    with Image.open(io.BytesIO(data)) as im:  # a valid PNG of the right size
-        im.load()
-        assert im.size == (w, h)
-    size = px = 0
-    c0, w0 = time.process_time(), time.perf_counter()
-    for n in range(1, pages + 1):
-        data, w, h, _ = render_pdf_page_proposed(doc, n, settings)
-        size += len(data)
-        px += w * h
-    c1, w1 = time.process_time(), time.perf_counter()
-    _forget(doc)
-    return _figures(c1 - c0, w1 - w0, pages, size, px, last=(w, h, "image/png"))
 
 
 def _forget(doc) -> None:
@@ -134,45 +112,78 @@ def _figures(cpu: float, wall: float, pages: int, size: int, px: int, last) -> d
 
 
 def breakdown(path: Path, pages: int = 30) -> dict:
-    """CPU ms per page of each step inside pixtract's render_page, and of the proposed
-    replacements (bench/proposals.py), on the same pages."""
+    """CPU ms per page of each step of the shipped ``render_page`` (a PDF page to PNG, with the
+    report thumbnail) on the same pages, plus two other PNG writers for comparison; and the
+    PNG sizes (KB/page) of the three writers."""
+    import zlib
+    from unittest import mock
+
     import pymupdf
-    from PIL import Image
 
-    from pipeline import mupdf
+    from pipeline import mupdf, render
     from pipeline.records import RenderSettings
-    from pipeline.render import _image_coverage, pdf_zoom
-    from proposals import block_text, png_from_samples
+    from pipeline.report import THUMB_MAX_EDGE
 
+    deflate = "zlib-ng" if render._deflate.__module__.startswith("zlib_ng") else "zlib: no zlib-ng installed"
+    png, png_zlib1, png_pillow = (f"PNG as shipped (png_from_samples, {deflate} level 2)",
+                                  "compare: PNG, same writer, zlib level 1",
+                                  "compare: PNG, Pillow compress_level=1")
+    settings = RenderSettings(max_edge=LONG_EDGE, image_format="png")
+    doc = _doc(path)
     pdf = pymupdf.open(str(path))
     pages = min(pages, pdf.page_count)
-    totals: dict[str, float] = {}
+    render.render_page(doc, 1, settings, thumb_edge=THUMB_MAX_EDGE)  # warm MuPDF's caches once
+    cpu: dict[str, float] = {}
+    writers = {png: f"png_from_samples, {deflate} level 2 (shipped)", png_zlib1: "png_from_samples, zlib level 1",
+               png_pillow: "Pillow, compress_level=1"}
+    size = dict.fromkeys(writers, 0)
 
     def t(key, fn):
         c0 = time.process_time()
         r = fn()
-        totals[key] = totals.get(key, 0.0) + time.process_time() - c0
+        cpu[key] = cpu.get(key, 0.0) + time.process_time() - c0
+        if key in size:
+            size[key] += len(r)
         return r
 
-    for i in range(pages):
-        page = pdf.load_page(i)
-        z = pdf_zoom(page.rect.width, page.rect.height, RenderSettings())
+    def one(i: int) -> None:
+        page = t("load page", lambda: pdf.load_page(i))
+        t("complexity guard (check_complexity)", lambda: mupdf.check_complexity(pdf, page, f"page {i + 1}"))
+        z = render.pdf_zoom(page.rect.width, page.rect.height, settings)
         pix = t("rasterize (MuPDF get_pixmap)", lambda: page.get_pixmap(matrix=pymupdf.Matrix(z, z), alpha=False))
-        t("text layer, shipped (get_text sort=True)", lambda: mupdf.page_text(page))
-        t("text layer, proposed (sorted blocks)", lambda: block_text(page))
-        t("image coverage check", lambda: _image_coverage(page))
-        img = t("Image.frombytes", lambda: Image.frombytes("RGB", (pix.width, pix.height), pix.samples))
+        t("text layer + image coverage, one pass (page_text_and_images)", lambda: mupdf.page_text_and_images(page))
+        samples = t("samples copy (pix.samples)", lambda: pix.samples)
+        w, h, n = pix.width, pix.height, pix.n
+        t(png, lambda: render.png_from_samples(samples, w, h, n))
+        t(f"thumbnail (thumbnail_jpeg, {THUMB_MAX_EDGE} px)",
+          lambda: render.thumbnail_jpeg(_pixels(samples, w, h, n), THUMB_MAX_EDGE))
+        with mock.patch.object(render, "_deflate", zlib.compress):
+            t(png_zlib1, lambda: render.png_from_samples(samples, w, h, n, level=1))
+        t(png_pillow, lambda: _pillow_png(_pixels(samples, w, h, n)))
+        t(f"render_page as a whole (with the {THUMB_MAX_EDGE}-px thumbnail)",
+          lambda: render.render_page(doc, i + 1, settings, thumb_edge=THUMB_MAX_EDGE))
 
-        def pillow_png():
-            buf = io.BytesIO()
-            img.save(buf, "PNG", compress_level=1)
-            return buf
-
-        t("PNG, shipped (Pillow, compress_level=1)", pillow_png)
-        t("PNG, proposed (filter 0 + zlib 1 from samples)",
-          lambda: png_from_samples(pix.samples_mv, pix.width, pix.height, pix.n))
+    for i in range(pages):
+        one(i)
     pdf.close()
-    return {k: round(v / pages * 1000, 2) for k, v in totals.items()}
+    _forget(doc)
+    return {"pages": pages, "steps_ms": {k: round(v / pages * 1000, 2) for k, v in cpu.items()},
+            "png_kb_per_page": {writers[k]: round(v / pages / 1024, 1) for k, v in size.items()}}
+
+
+def _pixels(samples: bytes, w: int, h: int, channels: int):
+    """The pixels as a Pillow image, as render_page wraps them (Pillow maps grey samples but
+    copies RGB into its own 4-byte layout)."""
+    from PIL import Image
+
+    mode = "L" if channels == 1 else "RGB"
+    return Image.frombuffer(mode, (w, h), samples, "raw", mode, 0, 1)
+
+
+def _pillow_png(img) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG", compress_level=1)
+    return buf.getvalue()
 
 
 def fine_print_crop(path: Path, out_png: Path) -> dict:
@@ -196,10 +207,13 @@ def fine_print_crop(path: Path, out_png: Path) -> dict:
             "box": list(box), "font_pt": FINE_PRINT_PT, "font_px": round(FINE_PRINT_PT * px_per_pt, 2)}
 
 
-TOOLS = ("pixtract", "pdftoppm", "pdfium_pillow_default", "pdfium_pillow_level1", "pixtract_proposed")
+TOOLS = ("pixtract", "pdftoppm", "pdfium_pillow_default", "pdfium_pillow_level1")
 
 
 def run(pages: int = 200, results_dir: Path | None = None, fixtures: bool = True, crop_dir: Path | None = None) -> dict:
+    from pipeline import malloc
+
+    malloc.tune()  # the malloc settings the pixtract command runs with (pipeline/malloc.py)
     gen = generated_pdf(pages)
     inputs = [(gen, pages)]
     if fixtures:
@@ -219,7 +233,6 @@ def run(pages: int = 200, results_dir: Path | None = None, fixtures: bool = True
     for path, n in inputs:
         row = {"document": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path), "pages": n}
         row["pixtract"] = bench_pixtract(path, n)
-        row["pixtract_proposed"] = bench_proposed(path, n)
         if have_poppler:
             row["pdftoppm"] = bench_pdftoppm(path, n)
         if have_pdfium:
@@ -242,20 +255,22 @@ def run(pages: int = 200, results_dir: Path | None = None, fixtures: bool = True
                     "wall_ms_per_page": round(sum(r["wall_s"] for r in rs) / pg * 1000, 2),
                     "kb_per_page": round(sum(r["kb_per_page"] * r["pages"] for r in rs) / pg, 1)}
         ratios = {}
-        for other in ("pdftoppm", "pdfium_pillow_default", "pdfium_pillow_level1"):
+        for other in TOOLS[1:]:
             if other in s:
-                for who in ("pixtract", "pixtract_proposed"):
-                    ratios[f"{who}/{other}"] = {
-                        "cpu": round(s[who]["cpu_ms_per_page"] / s[other]["cpu_ms_per_page"], 3),
-                        "wall": round(s[who]["wall_ms_per_page"] / s[other]["wall_ms_per_page"], 3)}
+                ratios[f"pixtract/{other}"] = {
+                    "cpu": round(s["pixtract"]["cpu_ms_per_page"] / s[other]["cpu_ms_per_page"], 3),
+                    "wall": round(s["pixtract"]["wall_ms_per_page"] / s[other]["wall_ms_per_page"], 3)}
         s["ratios"] = ratios
         summary[label] = s
     steps = breakdown(gen)
-    log("  inside render_page, CPU ms/page: " + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()))
+    log(f"  render_page step by step ({steps['pages']} pages), CPU ms/page: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in steps["steps_ms"].items()))
+    log("  PNG KB/page: " + ", ".join(f"{k} {v:.1f}" for k, v in steps["png_kb_per_page"].items()))
     crop = fine_print_crop(gen, (crop_dir or BENCH) / "fineprint_pixtract.png")
     target = summary["all"]["ratios"].get("pixtract/pdftoppm", {}).get("cpu")
     result = {"long_edge": LONG_EDGE, "format": "png", "documents": docs, "summary": summary,
-              "render_page_steps_ms": steps, "fine_print": crop,
+              "render_page_steps_pages": steps["pages"], "render_page_steps_ms": steps["steps_ms"],
+              "render_page_png_kb_per_page": steps["png_kb_per_page"], "fine_print": crop,
               "targets": {"pixtract/pdftoppm cpu <=": 0.1, "measured": target,
                          "met": None if target is None else target <= 0.1},
               "skipped": [t for t, ok in (("pdftoppm", have_poppler), ("pypdfium2", have_pdfium)) if not ok]}

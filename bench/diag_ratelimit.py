@@ -10,8 +10,11 @@ RPS limit in a sliding 1-s window), in three variants:
   (``limiter.on_throttle`` disabled), i.e. a request-rate limit is treated as a rate limit and
   not as a sign of too much concurrency;
 - ``render_in_slot``: ``shipped`` plus each thread rendering its page (``render_page``) and
-  making its thumbnail before the call, as an ``answer-page`` task does while it holds one of
-  the flow's CONCURRENCY worker threads.
+  making its thumbnail (here from the PNG, ``make_thumbnail``) before the call. In the flow, a
+  chunk task (``answer-pages``) of 16 pages hands its pages to the router's threads,
+  CONCURRENCY + 2 (``RENDER_AHEAD``) of them, and each renders its page, then makes the request;
+  this variant uses only CONCURRENCY threads, so it shows the cost of rendering without any
+  threads to spare.
 
     python bench/diag_ratelimit.py [--pages 150] [--concurrency 16] [--rps 10] [--latency 1]
 """

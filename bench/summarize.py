@@ -41,8 +41,7 @@ def render() -> str:
         return ""
     names = {"pixtract": "pixtract `render_page` (PNG)", "pdftoppm": "`pdftoppm -scale-to 1024 -png`",
              "pdfium_pillow_default": "pypdfium2 + Pillow PNG (default level 6)",
-             "pdfium_pillow_level1": "pypdfium2 + Pillow PNG (level 1)",
-             "pixtract_proposed": "pixtract + proposed changes (bench/proposals.py)"}
+             "pdfium_pillow_level1": "pypdfium2 + Pillow PNG (level 1)"}
     parts = []
     for label, title in (("generated", "generated 200-page document"), ("fixtures", "fixture PDFs"), ("all", "all")):
         s = d["summary"].get(label)
@@ -60,8 +59,15 @@ def render() -> str:
                                                   "CPU vs pdftoppm"], rows))
     steps = d.get("render_page_steps_ms")
     if steps:
-        parts.append("**inside `render_page`** (generated document, CPU ms/page per step; shipped vs proposed)\n\n"
+        pages = d.get("render_page_steps_pages")
+        title = (f"**the shipped `render_page`, step by step** (generated document, {pages} pages, CPU ms/page; "
+                 "rows marked compare are not in pixtract)" if pages else
+                 "**inside `render_page`** (an older run: generated document, CPU ms/page per step)")
+        parts.append(title + "\n\n"
                      + table(["step", "CPU ms/page"], [[k, v] for k, v in steps.items()]))
+    kb = d.get("render_page_png_kb_per_page")
+    if kb:
+        parts.append("**PNG size by writer** (same pages)\n\n" + table(["writer", "KB/page"], list(kb.items())))
     return "\n\n".join(parts)
 
 
@@ -116,15 +122,37 @@ def overhead() -> str:
             ["(emulator, not counted)", f"{pp.get('emulator_ms_per_page_marginal', '-')}",
              f"{pp.get(f'emulator_ms_per_page_total_{hi}')}"]]
     t1 = table(["process", f"CPU ms/page (slope {pp['sizes'][0]}→{hi} pages)", f"CPU ms/page (total / {hi})"], rows)
-    rows = [["`render_page` (render, text layer, image check, encode)", c["render_page_ms"]],
-            ["report thumbnail (`make_thumbnail`: decode PNG, Lanczos, JPEG)", c["thumbnail_ms"]],
-            ["(proposal: the same 320-px thumbnail rendered by MuPDF directly)",
-             c.get("thumbnail_direct_from_mupdf_ms", "-")],
-            ["prompt-token estimate (budget check, mistral_common)", c["prompt_token_estimate_ms"]],
-            ["`Router.answer_page` as a whole (all of the above + request, HTTP, parse, cache)",
-             c["router_answer_page_ms"]],
-            ["Prefect task engine + flow bookkeeping (client slope − `Router.answer_page`)", c["prefect_and_flow_ms"]]]
+    rows = _overhead_parts(c) if "pipeline_no_prefect_ms" in c else _overhead_parts_before_chunks(c)
     return t1 + "\n\n" + table(["client CPU per page, by part (in-process, no Prefect)", "ms"], rows)
+
+
+def _overhead_parts(c: dict) -> list[list]:
+    g = c.get
+    sizes = g("pipeline_no_prefect_sizes") or ["-", "-"]
+    return [["`render_page` as the flow calls it (render, guard, text layer + image share, PNG, 320-px thumbnail)",
+             g("render_page_ms", "-")],
+            ["`render_page` without the thumbnail", g("render_page_no_thumbnail_ms", "-")],
+            ["the thumbnail inside `render_page` (difference of the two above)", g("thumbnail_in_render_page_ms", "-")],
+            ["`thumbnail_jpeg` alone, on decoded pixels", g("thumbnail_ms", "-")],
+            ["`Router.answer_page` as a whole (render, thumbnail file, request, HTTP, parse, cache)",
+             g("router_answer_page_ms", "-")],
+            [(f"whole pipeline without Prefect (`answer_pages` in chunks of 16 at concurrency "
+              f"{g('pipeline_no_prefect_concurrency', '-')}, outputs, report; slope {sizes[0]}→{sizes[1]} pages)"),
+             g("pipeline_no_prefect_ms", "-")],
+            ["Prefect task engine + flow glue (client slope − whole pipeline without Prefect)",
+             g("prefect_and_flow_ms", "-")],
+            ["prompt-token estimate (mistral_common; paid only when a budget is set)",
+             g("prompt_token_estimate_ms", "-")]]
+
+
+def _overhead_parts_before_chunks(c: dict) -> list[list]:
+    """The rows of a run from before the chunked flow (one task per page, thumbnails from the PNG)."""
+    g = c.get
+    return [["`render_page` (no thumbnail)", g("render_page_ms", "-")],
+            ["report thumbnail (`make_thumbnail`: decode PNG, Lanczos, JPEG)", g("thumbnail_ms", "-")],
+            ["prompt-token estimate (then paid on every page)", g("prompt_token_estimate_ms", "-")],
+            ["`Router.answer_page` as a whole", g("router_answer_page_ms", "-")],
+            ["Prefect task engine + flow (client slope − `Router.answer_page`)", g("prefect_and_flow_ms", "-")]]
 
 
 def cost() -> str:

@@ -43,7 +43,8 @@ def test_render_benchmark(work):
     res = bench_render.run(pages=3, results_dir=work / "results", fixtures=False, crop_dir=work)
     gen = res["summary"]["generated"]
     assert gen["pixtract"]["pages"] == 3 and gen["pixtract"]["cpu_ms_per_page"] > 0
-    assert gen["pixtract_proposed"]["pages"] == 3
+    assert "pixtract_proposed" not in gen and res["render_page_steps_pages"] == 3
+    assert all(v > 0 for v in res["render_page_png_kb_per_page"].values())
     assert res["documents"][0]["pixtract"]["last_page_size"][:2] == [792, 1024]
     assert (work / "fineprint_pixtract.png").exists() and res["fine_print"]["font_px"] > 7
     if shutil.which("pdftoppm"):
@@ -54,23 +55,25 @@ def test_render_benchmark(work):
     assert _load(work / "results" / "render.json")["machine"]["nproc"] >= 1
 
 
-def test_proposed_png_is_lossless():
+def test_shipped_png_is_lossless():
     import io
 
     import pymupdf
     from PIL import Image
 
-    from proposals import block_text, png_from_samples
+    from pipeline.mupdf import page_text
+    from pipeline.render import png_from_samples
 
     pdf = pymupdf.open()
     page = pdf.new_page()
     page.insert_text((72, 72), "Fine print 6 pt", fontsize=6)
     page.draw_rect(pymupdf.Rect(100, 100, 200, 150), color=(1, 0, 0), fill=(0, 0, 1))
-    pix = page.get_pixmap(dpi=50, alpha=False)
-    data = png_from_samples(pix.samples_mv, pix.width, pix.height, pix.n)
-    with Image.open(io.BytesIO(data)) as im:
-        assert im.size == (pix.width, pix.height) and im.tobytes() == pix.samples
-    assert "Fine print 6 pt" in block_text(page)
+    for colorspace, mode in ((pymupdf.csRGB, "RGB"), (pymupdf.csGRAY, "L")):
+        pix = page.get_pixmap(dpi=50, colorspace=colorspace, alpha=False)
+        data = png_from_samples(pix.samples, pix.width, pix.height, pix.n)
+        with Image.open(io.BytesIO(data)) as im:
+            assert im.mode == mode and im.size == (pix.width, pix.height) and im.tobytes() == pix.samples
+    assert "Fine print 6 pt" in page_text(page)
 
 
 def test_cost_benchmark(work):
@@ -95,10 +98,20 @@ def test_memory_and_overhead_benchmarks(work):
     assert all(r["peak_rss_mb"] > 50 and r["cpu_client_s"] > 0 for r in mem["runs"])
     assert mem["runs"][0]["peak_server_rss_mb"] > 0  # the ephemeral API server was sampled
     over = bench_overhead.run(memory_results=work / "results" / "memory.json", component_pages=3,
-                              results_dir=work / "results", work=work)
+                              results_dir=work / "results", work=work, pipeline_sizes=(3, 20))
     assert over["per_page"]["sizes"] == [2, 4]
     comp = over["client_components_ms"]
-    assert comp["render_page_ms"] > 0 and comp["router_answer_page_ms"] > 0
+    assert comp["render_page_ms"] > 0 and comp["thumbnail_ms"] > 0 and comp["router_answer_page_ms"] > 0
+    assert comp["pipeline_no_prefect_ok"] == [3, 20] and comp["pipeline_no_prefect_ms"] > 0
+    assert "prefect_and_flow_ms" in comp
+
+
+def test_overhead_chunks_like_the_flow():
+    import bench_overhead
+
+    from flows.batch import PAGES_PER_TASK
+
+    assert bench_overhead.PAGES_PER_TASK == PAGES_PER_TASK
 
 
 def test_throughput_benchmark(work):
