@@ -39,12 +39,13 @@ def one(n: int, emu: EmulatorProcess, concurrency: int, work: Path) -> dict:
     ledger = manifest.get("ledger", {})
     o = res["outputs"]
     row = {"pages": n, "rc": res["rc"], "wall_s": res["wall_s"], "peak_rss_mb": res["peak_rss_mb"],
+           **{k: res.get(k) for k in ("peak_client_rss_mb", "peak_server_rss_mb", "cpu_client_s", "cpu_server_s")},
            "records": o.get("records"), "ok": o.get("ok"), "failed": o.get("failed"), "empty_ok": o.get("ok_but_empty"),
            "routes": o.get("routes"), "ledger_balanced": ledger.get("balanced"),
            "faulted_requests": sum(v for k, v in (emu_outcomes(emu)).items() if k != "ok")}
     log(f"  {n} pages: {row['ok']} ok, {row['failed']} failed, {row['empty_ok']} empty-ok; ledger balanced "
         f"{row['ledger_balanced']}; {row['faulted_requests']} faulted requests; peak RSS "
-        f"{row['peak_rss_mb']:.0f} MB; wall {row['wall_s']:.0f} s")
+        f"{row['peak_rss_mb']:.0f} MB (client {row['peak_client_rss_mb']:.0f}, server {row['peak_server_rss_mb']:.0f}); wall {row['wall_s']:.0f} s")
     return row
 
 
