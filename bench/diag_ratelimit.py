@@ -2,13 +2,14 @@
 
 pixtract's model client alone (``pipeline.providers.ChatClient``, no Prefect, pages rendered
 beforehand) sends PAGES page requests from CONCURRENCY threads to the emulator (fixed latency,
-RPS limit in a sliding 1-s window), in three variants:
+RPS limit in a sliding 1-s window), in these variants:
 
-- ``shipped``: the client as it is (AdaptiveLimiter halves its limit on every 429, RateGate
-  holds every caller for the Retry-After);
-- ``no_decrease``: the same, but a 429 that carries a Retry-After does not halve the limit
-  (``limiter.on_throttle`` disabled), i.e. a request-rate limit is treated as a rate limit and
-  not as a sign of too much concurrency;
+- ``shipped``: the client as it is: a 429 with a Retry-After holds every caller at the
+  RateGate for that long and brings the AdaptiveLimiter down to the requests still in flight
+  (``on_rate_limited``); only a 429 without a hint, or an overload, halves it (AIMD);
+- ``no_trim``: the same, but a 429 with a Retry-After leaves the limit alone (what pixtract
+  did before ``on_rate_limited``: about as fast, with several times the 429s);
+- ``no_decrease``: neither a trim nor a halving on any 429 (``on_throttle`` disabled too);
 - ``render_in_slot``: ``shipped`` plus each thread rendering its page (``render_page``) and
   making its thumbnail (here from the PNG, ``make_thumbnail``) before the call. In the flow, a
   chunk task (``answer-pages``) of 16 pages hands its pages to the router's threads,
@@ -48,6 +49,8 @@ def one(variant: str, emu: EmulatorProcess, doc, pages: int, concurrency: int, r
                                   api_key=FAKE_KEY, concurrency=concurrency))
     if variant == "no_decrease":
         client.limiter.on_throttle = lambda: None
+    if variant == "no_trim":  # the limit stays where it is after a 429 with Retry-After
+        client.limiter.on_rate_limited = lambda: None
     cfg = RunConfig(inputs=["x"], out="unused", profile="openai")
     settings = RenderSettings()
     pre = {}

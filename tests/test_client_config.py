@@ -75,6 +75,19 @@ def test_limiter_aimd_unit():
     for _ in range(200):
         lim.on_success()
     assert lim.limit == 8
+    # a request-rate 429 (with Retry-After): down to what was in flight, never halved, never up
+    lim = AdaptiveLimiter(16)
+    for _ in range(11):
+        lim.acquire()
+    lim.release()  # the rejected one
+    lim.on_rate_limited()
+    assert lim.limit == 10
+    lim.on_rate_limited()
+    assert lim.limit == 10
+    for _ in range(10):
+        lim.release()
+    lim.on_rate_limited()
+    assert lim.limit == 1 and lim.history[-2:] == [10, 1]
     # the limit is enforced across threads
     lim = AdaptiveLimiter(2)
     peak, cur, lock = [0], [0], threading.Lock()

@@ -61,6 +61,15 @@ class AdaptiveLimiter:
             self._limit = max(float(self.min), self._limit * self.factor)
             self._record()
 
+    def on_rate_limited(self) -> None:
+        """A request-rate 429 (one with a Retry-After): the requests still in flight were
+        admitted, this one was not, so the limit comes down to their number (never halved)."""
+        with self._cond:
+            trimmed = max(float(self.min), min(self._limit, float(self._in_flight)))
+            if trimmed < self._limit:
+                self._limit = trimmed
+                self._record()
+
     def _record(self) -> None:
         if not self.history or self.history[-1] != self.limit:
             self.history.append(self.limit)
