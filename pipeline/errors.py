@@ -35,5 +35,11 @@ class RenderError(InputError):
     type = "render_error"
 
 
+class RenderTimeout(RenderError):
+    """MuPDF worked on one page longer than the page time limit and was stopped."""
+
+    type = "render_timeout"
+
+
 class OCRError(PixtractError):
     type = "ocr_error"

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pymupdf
 
-from .errors import UnreadableFile
+from .errors import RenderTimeout, UnreadableFile
 from .records import Document
 
 LOCK = threading.RLock()
@@ -94,6 +94,69 @@ def check_complexity(pdf: pymupdf.Document, page: pymupdf.Page, where: str) -> N
         raise RenderError(f"{where}: cannot read the page content ({_short(e)})") from None
 
 
+PAGE_TIME_LIMIT = 60.0  # seconds of MuPDF work on one page (interpreting, then drawing)
+_TEXT_FLAGS = pymupdf.TEXTFLAGS_BLOCKS | pymupdf.TEXT_PRESERVE_IMAGES
+
+
+@contextmanager
+def _deadline(where: str, limit: float | None) -> Iterator:
+    """A MuPDF cookie that a timer aborts after ``limit`` seconds; MuPDF then stops at its next
+    check and the page fails with RenderTimeout (MuPDF releases the GIL while it works)."""
+    limit = PAGE_TIME_LIMIT if limit is None else limit
+    cookie = pymupdf.mupdf.FzCookie()
+    timer = threading.Timer(limit, _abort, (cookie,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield cookie
+    finally:
+        timer.cancel()
+    if cookie.m_internal.abort:
+        raise RenderTimeout(f"{where}: stopped after {limit:g} s of rendering (the per-page time limit)")
+
+
+def _abort(cookie) -> None:
+    cookie.m_internal.abort = 1
+
+
+def display_list(page: pymupdf.Page, where: str, limit: float | None = None) -> pymupdf.DisplayList:
+    """The page's content (annotations included) interpreted once, within the page time limit;
+    drawing it and reading its text then skip the content streams."""
+    m = pymupdf.mupdf
+    with _deadline(where, limit) as cookie:
+        dl = m.FzDisplayList(m.fz_bound_page(page.this))
+        dev = m.fz_new_list_device(dl)
+        try:
+            m.fz_run_page(page.this, dev, m.FzMatrix(), cookie)
+        finally:
+            m.fz_close_device(dev)
+    return pymupdf.DisplayList(dl)
+
+
+def draw(dl: pymupdf.DisplayList, zoom: float, where: str, gray: bool = False,
+         limit: float | None = None) -> pymupdf.Pixmap:
+    """Rasterize a display list at ``zoom`` (no alpha, white background) within the time limit."""
+    m = pymupdf.mupdf
+    ctm = m.FzMatrix(zoom, 0, 0, zoom, 0, 0)
+    cs = m.FzColorspace(m.FzColorspace.Fixed_GRAY if gray else m.FzColorspace.Fixed_RGB)
+    bbox = m.fz_round_rect(m.fz_transform_rect(m.fz_bound_display_list(dl.this), ctm))
+    with _deadline(where, limit) as cookie:
+        pix = m.fz_new_pixmap_with_bbox(cs, bbox, m.FzSeparations(), 0)
+        m.fz_clear_pixmap_with_value(pix, 0xFF)
+        dev = m.fz_new_draw_device(ctm, pix)
+        try:
+            m.fz_run_display_list(dl.this, dev, m.FzMatrix(), m.FzRect(m.FzRect.Fixed_INFINITE), cookie)
+        finally:
+            m.fz_close_device(dev)
+    return pymupdf.Pixmap("raw", pix)
+
+
+def text_and_images(dl: pymupdf.DisplayList) -> tuple[str, float]:
+    """Like ``page_text_and_images``, from a display list (already in rotated page coordinates)."""
+    tp = pymupdf.TextPage(dl.get_textpage(_TEXT_FLAGS))
+    return _blocks_text(tp.extractBLOCKS(), pymupdf.Identity, dl.rect)
+
+
 def page_text(page: pymupdf.Page) -> str:
     """A page's text layer, its blocks in reading order (top to bottom, then left to right)."""
     return page_text_and_images(page)[0]
@@ -106,10 +169,12 @@ def page_text_and_images(page: pymupdf.Page) -> tuple[str, float]:
     Sorting MuPDF's own blocks costs about 1 ms a page, where ``get_text(sort=True)`` costs
     about 11 ms (bench/README.md) and, working in unrotated coordinates, scrambles pages with
     /Rotate set; here the blocks are placed in the rotated page's coordinates."""
-    m, rect = page.rotation_matrix, page.rect
+    return _blocks_text(page.get_text("blocks", flags=_TEXT_FLAGS), page.rotation_matrix, page.rect)
+
+
+def _blocks_text(raw_blocks, m: pymupdf.Matrix, rect: pymupdf.Rect) -> tuple[str, float]:
     blocks, covered = [], 0.0
-    flags = pymupdf.TEXTFLAGS_BLOCKS | pymupdf.TEXT_PRESERVE_IMAGES
-    for x0, y0, x1, y1, text, _no, kind in page.get_text("blocks", flags=flags):
+    for x0, y0, x1, y1, text, _no, kind in raw_blocks:
         r = pymupdf.Rect(x0, y0, x1, y1) * m
         if kind == 0:
             blocks.append((round(r.y0), r.x0, text))

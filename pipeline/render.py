@@ -18,7 +18,6 @@ import time
 import zlib
 from collections.abc import Iterator
 
-import pymupdf
 
 try:
     from zlib_ng.zlib_ng import compress as _deflate
@@ -77,7 +76,8 @@ def ocr_image(doc: Document, number: int, settings: RenderSettings, password: st
             page = pdf.load_page(number - 1)
             long_pt = max(page.rect.width, page.rect.height, 1e-6)
             zoom = min(OCR_DPI / 72.0, OCR_MAX_EDGE / long_pt)
-            pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csGRAY, alpha=False)
+            where = f"{doc.path} page {number}"
+            pix = mupdf.draw(mupdf.display_list(page, where), zoom, where, gray=True)
             img = Image.frombytes("L", (pix.width, pix.height), pix.samples)
             del pix
     else:
@@ -113,15 +113,19 @@ def _render_pdf_page(doc: Document, number: int, settings: RenderSettings, passw
             page = pdf.load_page(number - 1)
         except Exception as e:
             raise RenderError(f"{doc.path} page {number}: cannot load ({mupdf._short(e)})") from None
-        mupdf.check_complexity(pdf, page, f"{doc.path} page {number}")
+        where = f"{doc.path} page {number}"
+        mupdf.check_complexity(pdf, page, where)
         try:
             rect = page.rect  # already rotated by /Rotate
             zoom = pdf_zoom(rect.width, rect.height, settings)
-            pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
-            text, image_share = mupdf.page_text_and_images(page)
+            dl = mupdf.display_list(page, where)  # the content is interpreted once, within the time limit
+            pix = mupdf.draw(dl, zoom, where)
+            text, image_share = mupdf.text_and_images(dl)
             photographic = image_share > 0.5
             width, height, channels, samples = pix.width, pix.height, pix.n, pix.samples
-            del pix
+            del pix, dl
+        except RenderError:
+            raise
         except Exception as e:
             raise RenderError(f"{doc.path} page {number}: cannot render ({mupdf._short(e)})") from None
     # Encoding runs outside the MuPDF lock, so other pages can render meanwhile.

@@ -158,3 +158,33 @@ def test_thumbnail_made_from_the_same_pixels(samples, name):
     full = _img(page).convert("RGB").resize(thumb.size)
     diff = sum(abs(a - b) for a, b in zip(full.convert("L").tobytes(), thumb.convert("L").tobytes()))
     assert diff / (thumb.width * thumb.height) < 12  # same picture, not just same size
+
+
+def _heavy_pdf(path, paths=50_000):
+    """A page drawing ``paths`` small rectangles: milliseconds to tens of ms for MuPDF."""
+    ops = b"".join(b"%d %d 2 2 re f\n" % (i % 500, (i // 500) % 700) for i in range(paths))
+    pdf = pymupdf.open()
+    page = pdf.new_page(width=600, height=800)
+    page.insert_text((20, 20), "Heavy page", fontsize=10)
+    xref = page.get_contents()[0]
+    pdf.update_stream(xref, pdf.xref_stream(xref) + b"\n" + ops)
+    pdf.new_page(width=600, height=800).insert_text((20, 40), "A light second page", fontsize=10)
+    pdf.save(path)
+
+
+def test_a_page_over_the_time_limit_fails_cleanly_and_the_next_page_renders(tmp_path, monkeypatch):
+    """MuPDF is stopped through its cookie when a page takes longer than PAGE_TIME_LIMIT; the
+    page fails with a typed error naming the file and page, and nothing stays locked."""
+    from pipeline import mupdf
+    from pipeline.errors import RenderTimeout
+
+    _heavy_pdf(tmp_path / "heavy.pdf")
+    doc = identify(str(tmp_path / "heavy.pdf"))
+    assert render_page(doc, 1, RenderSettings()).width > 0  # fine within the default limit
+    monkeypatch.setattr(mupdf, "PAGE_TIME_LIMIT", 0.0005)
+    with pytest.raises(RenderTimeout, match=r"heavy\.pdf page 1: stopped after 0.0005 s of rendering"):
+        render_page(doc, 1, RenderSettings(max_edge=4096, dpi_cap=600))
+    monkeypatch.setattr(mupdf, "PAGE_TIME_LIMIT", 60.0)
+    assert mupdf.LOCK.acquire(blocking=False)
+    mupdf.LOCK.release()
+    assert "light second page" in render_page(doc, 2, RenderSettings()).text
