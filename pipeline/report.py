@@ -24,12 +24,14 @@ import io
 import json
 import os
 import re
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-from .outputs import MANIFEST, RESULTS, WORK_DIR, atomic_write
+from .outputs import MANIFEST, RESULTS, WORK_DIR, atomic_file, atomic_write
 from .records import (
     ROUTE_LOCAL_OCR,
     ROUTE_LOCAL_TEXT,
@@ -823,7 +825,9 @@ def build_report(out_dir: str, thumbnails: dict[tuple[str, int], bytes] | None =
             order.append(key)
     order += [k for k in scan.docs if k not in info]
 
-    body: list[str] = []
+    # The page cards are spooled to a temporary file: the report of a 100,000-page run is
+    # written without holding it in memory (the totals above them are known only at the end).
+    body = tempfile.TemporaryFile("w+", encoding="utf-8")
     n_cards = n_failed = n_fallback = n_flagged = 0
     f = open(scan.path, "rb") if scan.path else None
     try:
@@ -847,15 +851,15 @@ def build_report(out_dir: str, thumbnails: dict[tuple[str, int], bytes] | None =
             if href:
                 bits.append(f'<a href="{href}">{_e(d["markdown"])}</a>')
             head.append(" \u00b7 ".join(bits) + "</div></header>")
-            body.append("".join(head))
+            body.write("".join(head))
             if key not in scan.docs:
                 msg = d.get("error") or "no records for this document"
-                body.append(f'<article class="page is-failed" id="d{di + 1}-doc" data-page="" data-failed="">'
+                body.write(f'<article class="page is-failed" id="d{di + 1}-doc" data-page="" data-failed="">'
                             f'<figure class="thumb"><div class="ph ph-doc">no pages</div></figure><div class="recs">'
                             f'<div class="note err">{_e(msg)}</div></div></article>\n')
                 n_cards += 1
                 n_failed += 1
-                body.append("</section>\n")
+                body.write("</section>\n")
                 continue
             for page, recs in scan.records_of(f, key):
                 n_cards += 1
@@ -873,19 +877,19 @@ def build_report(out_dir: str, thumbnails: dict[tuple[str, int], bytes] | None =
                 anchor = f' id="d{di + 1}-p{page}"' if page is not None else f' id="d{di + 1}-doc"'
                 label = f"Page {page}" if page is not None else "Whole document"
                 img = next((r.get("image") for r in recs if isinstance(r.get("image"), dict)), None)
-                body.append(f'<article class="{cls}"{anchor}{attrs}><figure class="thumb">'
+                body.write(f'<article class="{cls}"{anchor}{attrs}><figure class="thumb">'
                             + thumbs.html(sha, page, img, f"{path}, {label.lower()}")
                             + f"<figcaption><b>{label}</b>"
                             + (f" of {d['pages']:,}" if page is not None and isinstance(d.get("pages"), int) else "")
                             + '</figcaption></figure><div class="recs">'
                             + "".join(_record_html(r, local_profile) for r in recs)
                             + "</div></article>\n")
-            body.append("</section>\n")
+            body.write("</section>\n")
     finally:
         if f:
             f.close()
     if not order:
-        body.append('<div class="empty">No records yet.</div>')
+        body.write('<div class="empty">No records yet.</div>')
 
     seconds = manifest.get("seconds")
     run_time = _fmt_ms(seconds * 1000) if isinstance(seconds, (int, float)) else "\u2013"
@@ -933,7 +937,7 @@ def build_report(out_dir: str, thumbnails: dict[tuple[str, int], bytes] | None =
         '<button type="button" id="f-clear">show all</button>'
         f'<span id="visible-count">{n_cards:,} of {n_cards:,} shown</span></nav>'
     )
-    doc = "".join([
+    head = "".join([
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n",
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n',
         '<meta name="referrer" content="no-referrer">\n',
@@ -941,9 +945,12 @@ def build_report(out_dir: str, thumbnails: dict[tuple[str, int], bytes] | None =
         f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n",
         f'<header class="top"><h1>{_e(title)}</h1><div class="sub">{sep.join(sub)}</div></header>\n',
         f'<section class="totals">{"".join(totals)}</section>\n',
-        filters, "\n<main>\n", *body, "</main>\n",
-        f"<script>{_SCRIPT}</script>\n</body></html>\n",
+        filters, "\n<main>\n",
     ])
     path = os.path.join(out_dir, REPORT)
-    atomic_write(path, doc)
+    with body, atomic_file(path) as out:
+        out.write(head)
+        body.seek(0)
+        shutil.copyfileobj(body, out)
+        out.write(f"</main>\n<script>{_SCRIPT}</script>\n</body></html>\n")
     return path
