@@ -49,6 +49,8 @@ def one(variant: str, emu: EmulatorProcess, doc, pages: int, concurrency: int, r
                                   api_key=FAKE_KEY, concurrency=concurrency))
     if variant == "no_decrease":
         client.limiter.on_throttle = lambda: None
+    if variant.startswith("hold"):
+        client.limiter.rate_hold = float(variant[4:])
     if variant == "no_trim":  # the limit stays where it is after a 429 with Retry-After
         client.limiter.on_rate_limited = lambda: None
     cfg = RunConfig(inputs=["x"], out="unused", profile="openai")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import threading
 import time
 
+RATE_HOLD = 2.0  # seconds without growth after a request-rate 429: a third of the 429s, same speed
+
 
 class AdaptiveLimiter:
     """Concurrency limit that halves on a 429 and grows by ~1 per window of
@@ -15,9 +17,11 @@ class AdaptiveLimiter:
         self.min = max(1, min(min_concurrency, self.max))
         self.factor = decrease_factor
         self.cooldown = cooldown  # min seconds between two decreases
+        self.rate_hold = RATE_HOLD
         self._limit = float(self.max)
         self._in_flight = 0
         self._last_decrease = 0.0
+        self._hold_until = 0.0
         self._cond = threading.Condition()
         self.history: list[int] = []  # limit after each change (for tests/metrics)
 
@@ -47,7 +51,7 @@ class AdaptiveLimiter:
 
     def on_success(self) -> None:
         with self._cond:
-            if self._limit < self.max:
+            if self._limit < self.max and time.monotonic() >= self._hold_until:
                 self._limit = min(float(self.max), self._limit + 1.0 / max(1.0, self._limit))
                 self._record()
                 self._cond.notify_all()
@@ -65,6 +69,7 @@ class AdaptiveLimiter:
         """A request-rate 429 (one with a Retry-After): the requests still in flight were
         admitted, this one was not, so the limit comes down to their number (never halved)."""
         with self._cond:
+            self._hold_until = time.monotonic() + self.rate_hold
             trimmed = max(float(self.min), min(self._limit, float(self._in_flight)))
             if trimmed < self._limit:
                 self._limit = trimmed
