@@ -15,15 +15,32 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import WORK, EmulatorProcess, api_window, generated_pdf, log, run_pixtract, write_result  # noqa: E402
+from common import WORK, EmulatorProcess, PrefectServer, api_window, generated_pdf, log, run_pixtract, write_result  # noqa: E402
 
 RSS_LIMIT_MB = 500
 FLAT_WITHIN = 0.20
 
 
 def run(sizes: tuple[int, ...] = (100, 1000, 3000), concurrency: int = 8, results_dir: Path | None = None,
-        work: Path | None = None) -> dict:
+        work: Path | None = None, server_sizes: tuple[int, ...] = ()) -> dict:
+    """The runs on Prefect's ephemeral API (``sizes``), then, for ``server_sizes``, the same
+    against a running ``prefect server start`` (whose memory is not in the run's tree)."""
     work = Path(work or WORK)
+    rows = measure(sizes, concurrency, work)
+    server_rows = []
+    if server_sizes:
+        with PrefectServer(work) as server:
+            server_rows = measure(server_sizes, concurrency, work, api_url=server.api_url)
+    out = summarize(rows, sizes, concurrency)
+    if server_rows:
+        out["running_server"] = {"runs": server_rows, "peak_rss_mb": {str(r["pages"]): r["peak_rss_mb"] for r in server_rows}}
+        log("memory, against a running Prefect server (the run's own process): "
+            + ", ".join(f"{r['pages']}: {r['peak_rss_mb']:.0f} MB" for r in server_rows))
+    write_result("memory", out, results_dir)
+    return out
+
+
+def measure(sizes: tuple[int, ...], concurrency: int, work: Path, api_url: str | None = None) -> list[dict]:
     rows = []
     with EmulatorProcess(log_bodies=False) as emu:
         for n in sizes:
@@ -31,7 +48,7 @@ def run(sizes: tuple[int, ...] = (100, 1000, 3000), concurrency: int = 8, result
             emu.reset(latency=0.0, log_bodies=False)
             e0 = emu.cpu_seconds()
             res = run_pixtract([pdf], work / "runs" / f"memory-{n}", emu, concurrency=concurrency, work=work,
-                               timeout=1800)
+                               timeout=1800, api_url=api_url)
             res["cpu_emulator_s"] = round(emu.cpu_seconds() - e0, 3)
             win = api_window(emu.chat_log())
             res["api"] = {k: win.get(k) for k in ("requests", "ok", "window_s", "by_status")}
@@ -42,6 +59,10 @@ def run(sizes: tuple[int, ...] = (100, 1000, 3000), concurrency: int = 8, result
                 f"{res['cpu_server_s']:.1f} s, emulator {res['cpu_emulator_s']:.1f} s; wall {res['wall_s']:.0f} s; "
                 f"{o['ok']}/{n} ok, rc {res['rc']}")
             rows.append(res)
+    return rows
+
+
+def summarize(rows: list[dict], sizes: tuple[int, ...], concurrency: int) -> dict:
     peaks = [r["peak_rss_mb"] for r in rows]
     growth = (peaks[-1] / peaks[0] - 1.0) if len(peaks) > 1 and peaks[0] else 0.0
     spread = (max(peaks) / min(peaks) - 1.0) if peaks and min(peaks) else 0.0
@@ -60,7 +81,6 @@ def run(sizes: tuple[int, ...] = (100, 1000, 3000), concurrency: int = 8, result
     log("memory: peak RSS (process tree) by batch size: "
         + ", ".join(f"{n}: {p:.0f} MB" for n, p in zip(sizes, peaks))
         + f"; max/min - 1 = {spread:.1%}")
-    write_result("memory", out, results_dir)
     return out
 
 
@@ -70,8 +90,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--results", type=Path, default=None)
     ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--server-sizes", default="3000",
+                    help="batch sizes to rerun against a running `prefect server start` ('' for none)")
     a = ap.parse_args(argv)
-    return run(tuple(int(x) for x in a.sizes.split(",")), a.concurrency, a.results, a.work)
+    return run(tuple(int(x) for x in a.sizes.split(",")), a.concurrency, a.results, a.work,
+               tuple(int(x) for x in a.server_sizes.split(",") if x))
 
 
 if __name__ == "__main__":

@@ -145,6 +145,47 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class PrefectServer:
+    """A throwaway ``prefect server start`` (its own home under WORK) for runs that use a
+    running server instead of the ephemeral API; ``api_url`` while inside the ``with``."""
+
+    def __init__(self, work: Path | None = None, timeout: float = 120) -> None:
+        self.home = Path(work or WORK) / "prefect-server-home"
+        self.port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.timeout = timeout
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "PrefectServer":
+        import urllib.request
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = _quiet_env(PREFECT_HOME=self.home)
+        self.log = open(self.home / "server.log", "ab")
+        self.proc = subprocess.Popen([str(Path(PY).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
+                                      "--port", str(self.port), "--no-ui"], env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.api_url + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.5)
+        self.__exit__()
+        raise RuntimeError(f"prefect server did not start in {self.timeout:.0f} s (log: {self.home / 'server.log'})")
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+        self.log.close()
+
+
 class EmulatorProcess:
     """``python -m pipeline.testing.emulator`` on a free loopback port, controlled through its
     admin API (``self.remote``, a RemoteEmulator). Its CPU is its own process's, so it never
@@ -375,14 +416,15 @@ def prefect_home(work: Path | None = None) -> Path:
 
 def run_pixtract(inputs: list[Path], out: Path, emu: EmulatorProcess, *, concurrency: int,
                  extra: list[str] = (), work: Path | None = None, timeout: float = 900,
-                 profile: str = "openai") -> dict:
+                 profile: str = "openai", api_url: str | None = None) -> dict:
     """``pixtract run`` in a subprocess against the emulator, measured; plus what its outputs say."""
     if out.exists():
         shutil.rmtree(out)
     cmd = [PY, "-m", "flows.cli", "run", *map(str, inputs), "--out", str(out), "--profile", profile,
            "--base-url", emu.base_url(profile), "--vision-model", VISION_MODEL, "--concurrency", str(concurrency),
            "--no-progress", *extra]
-    env = _quiet_env(PREFECT_HOME=prefect_home(work), OPENAI_API_KEY=FAKE_KEY, MISTRAL_API_KEY=FAKE_KEY)
+    env = _quiet_env(PREFECT_HOME=prefect_home(work), OPENAI_API_KEY=FAKE_KEY, MISTRAL_API_KEY=FAKE_KEY,
+                     **({"PREFECT_API_URL": api_url} if api_url else {}))
     out.parent.mkdir(parents=True, exist_ok=True)
     res = run_measured(cmd, env=env, timeout=timeout, stdout_path=out.parent / f"{out.name}.log")
     res["outputs"] = pixtract_outputs(out)

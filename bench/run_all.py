@@ -40,7 +40,7 @@ QUICK = {
     "render": ["--pages", "20", "--no-fixtures"],
     "cost": ["--pages", "5"],
     "throughput": ["--pages", "40", "--latency", "0.5", "--fault-pages", "20", "--sweep", "4", "--sweep-pages", "10"],
-    "memory": ["--sizes", "20,100"],
+    "memory": ["--sizes", "20,100", "--server-sizes", "100"],
     "overhead": ["--component-pages", "20"],
 }
 

@@ -104,9 +104,14 @@ def memory() -> str:
     d = load("memory")
     if not d:
         return ""
-    rows = [[r["pages"], f"{r['peak_rss_mb']:.0f}", f"{r['peak_client_rss_mb']:.0f}", f"{r['peak_server_rss_mb']:.0f}",
-             f"{r['wall_s']:.0f}", f"{r['outputs']['ok']}/{r['pages']}"] for r in d["runs"]]
-    return table(["pages", "peak RSS, process tree (MB)", "client (MB)", "Prefect server (MB)", "wall s", "ok"], rows)
+    rows = [[r["pages"], "ephemeral API", f"{r['peak_rss_mb']:.0f}", f"{r['peak_client_rss_mb']:.0f}",
+             f"{r['peak_server_rss_mb']:.0f}", f"{r['wall_s']:.0f}", f"{r['outputs']['ok']}/{r['pages']}"]
+            for r in d["runs"]]
+    rows += [[r["pages"], "running server", f"{r['peak_rss_mb']:.0f}", f"{r['peak_client_rss_mb']:.0f}",
+              "(not in the tree)", f"{r['wall_s']:.0f}", f"{r['outputs']['ok']}/{r['pages']}"]
+             for r in (d.get("running_server") or {}).get("runs", [])]
+    return table(["pages", "Prefect API", "peak RSS, process tree (MB)", "client (MB)", "Prefect server (MB)",
+                  "wall s", "ok"], rows)
 
 
 def overhead() -> str:

@@ -93,10 +93,12 @@ def test_memory_and_overhead_benchmarks(work):
     import bench_memory
     import bench_overhead
 
-    mem = bench_memory.run(sizes=(2, 4), concurrency=2, results_dir=work / "results", work=work)
+    mem = bench_memory.run(sizes=(2, 4), concurrency=2, results_dir=work / "results", work=work, server_sizes=(2,))
     assert [r["outputs"]["ok"] for r in mem["runs"]] == [2, 4]
     assert all(r["peak_rss_mb"] > 50 and r["cpu_client_s"] > 0 for r in mem["runs"])
     assert mem["runs"][0]["peak_server_rss_mb"] > 0  # the ephemeral API server was sampled
+    [served] = mem["running_server"]["runs"]  # against `prefect server start`: no server in the tree
+    assert served["outputs"]["ok"] == 2 and served["peak_server_rss_mb"] == 0
     over = bench_overhead.run(memory_results=work / "results" / "memory.json", component_pages=3,
                               results_dir=work / "results", work=work, pipeline_sizes=(3, 20))
     assert over["per_page"]["sizes"] == [2, 4]
