@@ -32,24 +32,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (RESULTS, VISION_MODEL, WORK, EmulatorProcess, FAKE_KEY, generated_pdf, log,  # noqa: E402
-                    run_pixtract, write_result)
+                    write_result)
 
 TARGET_MS = 20.0
 PAGES_PER_TASK = 16  # flows.batch.PAGES_PER_TASK (not imported here: that would import Prefect)
 
 
 def whole_runs(sizes: tuple[int, ...], concurrency: int, work: Path) -> list[dict]:
-    rows = []
-    with EmulatorProcess(log_bodies=False) as emu:
-        for n in sizes:
-            pdf = generated_pdf(n, work)
-            emu.reset(latency=0.0, log_bodies=False)
-            e0 = emu.cpu_seconds()
-            res = run_pixtract([pdf], work / "runs" / f"overhead-{n}", emu, concurrency=concurrency, work=work)
-            res["cpu_emulator_s"] = round(emu.cpu_seconds() - e0, 3)
-            res["pages"] = n
-            res.pop("rss_timeline", None)
-            rows.append(res)
+    from bench_memory import measure  # the same measured `pixtract run`s as the memory benchmark
+
+    rows = measure(sizes, concurrency, work)
+    for r in rows:
+        r.pop("rss_timeline", None)
     return rows
 
 

@@ -10,6 +10,8 @@ RPS limit in a sliding 1-s window), in these variants:
 - ``no_trim``: the same, but a 429 with a Retry-After leaves the limit alone (what pixtract
   did before ``on_rate_limited``: about as fast, with several times the 429s);
 - ``no_decrease``: neither a trim nor a halving on any 429 (``on_throttle`` disabled too);
+- ``holdN`` (e.g. ``hold0``, ``hold5``): ``shipped`` with N seconds without growth after a
+  trim instead of ``limits.RATE_HOLD``;
 - ``render_in_slot``: ``shipped`` plus each thread rendering its page (``render_page``) and
   making its thumbnail (here from the PNG, ``make_thumbnail``) before the call. In the flow, a
   chunk task (``answer-pages``) of 16 pages hands its pages to the router's threads,

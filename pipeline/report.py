@@ -9,8 +9,8 @@ if escaping ever failed. Model output is never emitted as HTML: every string is 
 and only this module's own tags are added around it.
 
 Thumbnails come either as bytes (embedded as data URIs) or as files ``thumbs/<sha16>-p<N>.jpg``
-in the output folder, referenced relatively (the pipeline writes them with
-``write_thumbnail`` while it runs). The report reads ``results.jsonl`` twice, keeping only
+in the output folder, referenced relatively (the batch writes ``Page.thumbnail`` with
+``save_thumbnail`` while it runs). The report reads ``results.jsonl`` twice, keeping only
 byte offsets in between, so thousands of pages cost little memory.
 """
 
@@ -77,12 +77,6 @@ def make_thumbnail(image_bytes: bytes, max_edge: int = THUMB_MAX_EDGE) -> bytes:
         buf = io.BytesIO()
         im.save(buf, "JPEG", quality=80, optimize=True)
         return buf.getvalue()
-
-
-def write_thumbnail(out_dir: str, sha256: str, page: int, image_bytes: bytes,
-                    max_edge: int = THUMB_MAX_EDGE) -> str:
-    """Make a page's thumbnail from its image and write it under ``thumbs/``; returns its path."""
-    return save_thumbnail(out_dir, sha256, page, make_thumbnail(image_bytes, max_edge))
 
 
 def save_thumbnail(out_dir: str, sha256: str, page: int, jpeg: bytes) -> str:

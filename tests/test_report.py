@@ -25,7 +25,7 @@ from pipeline.report import (
     make_thumbnail,
     render_markdown,
     thumbnail_name,
-    write_thumbnail,
+    save_thumbnail,
 )
 
 from .report_browser import Browser, find_chromium
@@ -185,7 +185,7 @@ def test_thumbnails(tmp_path):
     small = make_thumbnail(page_image("x", (0, 0, 0), size=(300, 200)))
     with Image.open(io.BytesIO(small)) as t:
         assert t.size == (300, 200)  # never enlarged
-    path = write_thumbnail(str(tmp_path), SHA["scan"], 2, page_image("p2", (0, 0, 200)))
+    path = save_thumbnail(str(tmp_path), SHA["scan"], 2, make_thumbnail(page_image("p2", (0, 0, 200))))
     assert path == str(tmp_path / thumbnail_name(SHA["scan"], 2))
     assert Path(path).read_bytes()[:3] == b"\xff\xd8\xff"
 
@@ -336,7 +336,7 @@ def test_report_in_chromium_thumbnail_files(tmp_path, thumbs, browser):
     out = tmp_path / "run"
     write_run(out)
     for sha, page in PAGES:
-        write_thumbnail(str(out), sha, page, page_image(f"{sha[:6]} page {page}", (31, 79, 160)))
+        save_thumbnail(str(out), sha, page, make_thumbnail(page_image(f"{sha[:6]} page {page}", (31, 79, 160))))
     path = build_report(str(out))
     assert "data:image" not in Path(path).read_text(encoding="utf-8")
     check_report_in_browser(browser, path, tmp_path / "shots")
