@@ -20,11 +20,13 @@ def estimate(cfg: RunConfig) -> dict[str, Any]:
     and cost from nothing (empty answers) to everything (every answer at max_tokens)."""
     if not cfg.endpoint.remote:
         raise UsageError("estimate needs a model profile (e.g. --profile mistral); the local profile costs nothing")
+    from .prices import PRICE_HINT
+
     prof = get_profile(cfg.profile)
     model = cfg.endpoint.vision_model or prof.vision_model
-    if tokens.price_for(model or "") is None and cfg.prices:
-        tokens.register_prices(cfg.prices)
-    price = tokens.price_for(model or "")
+    price = cfg.prices_table().get(model)
+    if price is None:  # prices are never guessed
+        raise UsageError(f"no price for model {model}, so no cost can be estimated; {PRICE_HINT}")
     docs, total_in, total_out_max, requests = [], 0, 0, 0
     for item in discover(cfg.inputs):
         if isinstance(item, DiscoveryFailure):

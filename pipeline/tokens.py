@@ -11,7 +11,6 @@ import functools
 import logging
 import math
 import threading
-from dataclasses import dataclass
 
 from pipeline.messages import ChatRequest, Usage
 
@@ -112,44 +111,16 @@ def estimate_prompt_tokens(request: ChatRequest, model: str | None = None) -> in
     return text + images
 
 
-# -- prices ---------------------------------------------------------------------
+# -- prices (pipeline/prices.py holds the table) ----------------------------------------------
 
-@dataclass(frozen=True)
-class Price:
-    input_per_m: float  # USD per million input tokens
-    output_per_m: float  # USD per million output tokens
+def price_for(model: str):
+    """The built-in price of ``model`` (a run's own table: ``prices.PriceTable.for_job``)."""
+    from pipeline.prices import PriceTable
 
-
-_PRICE_2411 = Price(2.0, 6.0)  # model-apis.md §7, both 2411 models
-PRICES: dict[str, Price] = {
-    m: _PRICE_2411 for m in (
-        "pixtral-large-2411", "pixtral-large-latest", "mistral-large-pixtral-2411", "mistral-large-2411",
-        "mistralai/pixtral-large-2411", "mistralai/mistral-large-2411",
-        "mistralai-pixtral-large-2411", "mistralai-mistral-large-2411")
-}
-
-
-def register_prices(prices: dict) -> None:
-    """Add or override prices: ``{model: {"input": 2.0, "output": 6.0}}`` (USD per
-    million tokens), ``{model: (2.0, 6.0)}`` or ``{model: Price(...)}``."""
-    for model, p in prices.items():
-        if isinstance(p, Price):
-            PRICES[model] = p
-        elif isinstance(p, dict):
-            PRICES[model] = Price(float(p.get("input", p.get("input_per_m", 0.0))),
-                                  float(p.get("output", p.get("output_per_m", 0.0))))
-        else:
-            inp, out = p
-            PRICES[model] = Price(float(inp), float(out))
-
-
-def price_for(model: str) -> Price | None:
-    return PRICES.get(model)
+    return PriceTable().get(model)
 
 
 def cost_usd(model: str, usage: Usage) -> float:
-    """Cost from the price table; 0.0 for a model without a price (e.g. local)."""
+    """Cost at the built-in price; 0.0 for a model without a price (e.g. local)."""
     p = price_for(model)
-    if p is None:
-        return 0.0
-    return usage.prompt_tokens * p.input_per_m / 1e6 + usage.completion_tokens * p.output_per_m / 1e6
+    return 0.0 if p is None else p.cost(usage)

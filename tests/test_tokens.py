@@ -1,8 +1,7 @@
 import pytest
 
 from pipeline.messages import ChatRequest, ImagePart, Message, TextPart, Usage
-from pipeline.tokens import (count_text_tokens, cost_usd, estimate_prompt_tokens, image_tokens, price_for,
-                             register_prices)
+from pipeline.tokens import (count_text_tokens, cost_usd, estimate_prompt_tokens, image_tokens, price_for)
 
 # model-apis.md §5, measured with mistral-common 1.13.1 (v7m1)
 TABLE = [((16, 16), 2), ((100, 100), 56), ((512, 512), 1056), ((800, 600), 1938), ((1024, 768), 3120),
@@ -64,7 +63,22 @@ def test_prices_and_cost():
     assert cost_usd("no-such-model", Usage(100, 100)) == 0.0
 
 
-def test_register_prices_forms():
-    register_prices({"my-model": {"input": 1.0, "output": 3.0}, "other": (0.5, 1.5)})
-    assert cost_usd("my-model", Usage(1_000_000, 0)) == pytest.approx(1.0)
-    assert price_for("other").output_per_m == 1.5
+def test_job_prices_make_a_new_table_and_leave_the_builtin_one_alone():
+    from pipeline.prices import PriceTable
+
+    table = PriceTable.for_job({"my-model": {"input": 1.0, "output": 3.0}, "other": (0.5, 1.5),
+                                "pixtral-large-2411": "1,1"})
+    assert table.cost("my-model", Usage(1_000_000, 0)) == pytest.approx(1.0)
+    assert table.get("other").output_per_m == 1.5
+    assert table.get("pixtral-large-2411").output_per_m == 1.0
+    assert price_for("my-model") is None and price_for("pixtral-large-2411").output_per_m == 6.0
+    assert table.missing(["my-model", "vis", None, "vis", "mistral-medium-3.5"]) == ["vis"]
+
+
+def test_a_bad_price_is_a_usage_error_naming_the_model():
+    from pipeline.errors import UsageError
+    from pipeline.prices import PriceTable
+
+    for bad in ({"input": 1.0}, "1.0", {"input": "x", "output": 1}, (-1, 2)):
+        with pytest.raises(UsageError, match="vis"):
+            PriceTable.for_job({"vis": bad})

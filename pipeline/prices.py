@@ -1,0 +1,99 @@
+"""Model prices: a built-in table for the models pixtract's profiles use or recommend, plus
+the job's own additions. Prices are never guessed: a model with no price has no cost estimate,
+and a budget over it is refused before anything is sent (``missing``).
+
+A ``PriceTable`` is a value owned by one run; a job's ``[prices]`` make a new table, so one
+run's prices never leak into another run in the same process (``pixtract serve``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from .errors import UsageError
+from .messages import Usage
+
+
+@dataclass(frozen=True)
+class Price:
+    input_per_m: float  # USD per million input tokens
+    output_per_m: float  # USD per million output tokens
+
+    def cost(self, usage: Usage) -> float:
+        return usage.prompt_tokens * self.input_per_m / 1e6 + usage.completion_tokens * self.output_per_m / 1e6
+
+
+# Pixtral Large 2411 and Mistral Large 2411: $2 / $6 per 1M tokens on Mistral
+# (mistralai/platform-docs-public, src/schema/models/models/pixtral-large-24-11.ts and
+# mistral-large-2-1-24-11.ts, read 2026-11), the same on OpenRouter (openrouter.ai model pages,
+# 2026-11) and on ModelsLab's model page (2026-11). Retired by Mistral on 2026-05-31.
+_2411 = Price(2.0, 6.0)
+# Mistral Medium 3.5, the replacement Mistral names for both 2411 models: $1.50 / $7.50 per 1M
+# tokens (mistralai/platform-docs-public, src/schema/models/models/mistral-medium-3-5-26-04.ts,
+# API names mistral-medium-3.5 and mistral-medium-3, read 2026-12-07); OpenRouter lists
+# mistralai/mistral-medium-3-5 at the same price (openrouter.ai, read 2026-12-07).
+_MEDIUM_3_5 = Price(1.5, 7.5)
+
+BUILTIN: Mapping[str, Price] = MappingProxyType({
+    **{m: _2411 for m in (
+        "pixtral-large-2411", "pixtral-large-latest", "mistral-large-pixtral-2411", "mistral-large-2411",
+        "mistralai/pixtral-large-2411", "mistralai/mistral-large-2411",
+        "mistralai-pixtral-large-2411", "mistralai-mistral-large-2411")},
+    **{m: _MEDIUM_3_5 for m in ("mistral-medium-3.5", "mistral-medium-3", "mistralai/mistral-medium-3-5")},
+})
+
+PRICE_HINT = ('give one with --price MODEL=INPUT,OUTPUT (USD per million tokens) or a [prices] table '
+              'in the job file: "MODEL" = {input = 1.0, output = 3.0}')
+
+
+def parse_price(value: Any, where: str) -> Price:
+    """``{"input": 1.0, "output": 3.0}``, ``(1.0, 3.0)``, ``"1.0,3.0"`` or a Price; UsageError
+    naming ``where`` otherwise."""
+    try:
+        if isinstance(value, Price):
+            return value
+        if isinstance(value, Mapping):
+            unknown = set(value) - {"input", "output"}
+            if unknown or not {"input", "output"} <= set(value):
+                raise ValueError("needs exactly the keys input and output")
+            inp, out = value["input"], value["output"]
+        elif isinstance(value, str):
+            inp, out = value.split(",")
+        else:
+            inp, out = value
+        price = Price(float(inp), float(out))
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"bad price {where}: {value!r} ({e}); {PRICE_HINT}") from None
+    if price.input_per_m < 0 or price.output_per_m < 0:
+        raise UsageError(f"bad price {where}: prices cannot be negative")
+    return price
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    prices: Mapping[str, Price] = field(default_factory=lambda: BUILTIN)
+
+    @classmethod
+    def for_job(cls, extra: Mapping[str, Any] | None) -> "PriceTable":
+        """The built-in table with the job's prices added (they win)."""
+        if not extra:
+            return cls()
+        merged = dict(BUILTIN)
+        for model, p in extra.items():
+            merged[model] = parse_price(p, f"for model {model!r}")
+        return cls(MappingProxyType(merged))
+
+    def get(self, model: str | None) -> Price | None:
+        return self.prices.get(model or "")
+
+    def cost(self, model: str | None, usage: Usage) -> float | None:
+        """USD for ``usage`` on ``model``, or None when the model has no price."""
+        p = self.get(model)
+        return None if p is None else p.cost(usage)
+
+    def missing(self, models: Iterable[str | None]) -> list[str]:
+        """The models (in order, once each) that have no price."""
+        return [m for m in dict.fromkeys(m for m in models if m) if m not in self.prices]
