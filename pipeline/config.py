@@ -23,20 +23,56 @@ PROFILES = ("local", "mistral", "openrouter", "modelslab", "modelslab-anthropic"
 DEFAULT_PROFILE = "local"
 SCOPES = ("page", "document")
 
-# Environment variables, one per overridable setting ("section.key" paths into the layered dict).
-ENV_VARS = {
-    "PIXTRACT_PROFILE": "profile",
-    "PIXTRACT_OUT": "out",
-    "PIXTRACT_BASE_URL": "endpoint.base_url",
-    "PIXTRACT_VISION_MODEL": "endpoint.vision_model",
-    "PIXTRACT_TEXT_MODEL": "endpoint.text_model",
-    "PIXTRACT_TIMEOUT": "endpoint.timeout",
-    "PIXTRACT_MAX_RETRIES": "endpoint.max_retries",
-    "PIXTRACT_CONCURRENCY": "concurrency",
-    "PIXTRACT_MAX_EDGE": "render.max_edge",
-    "PIXTRACT_BUDGET_USD": "budget_usd",
-    "PIXTRACT_CACHE_DIR": "cache_dir",
-}
+
+@dataclass(frozen=True)
+class Setting:
+    """A scalar setting that can come from a flag, an environment variable and a job file key;
+    its type and range are declared here once and checked at whichever layer gives it, so an
+    error names where the bad value came from."""
+
+    path: str  # "section.key" in the layered dict (and in the job file)
+    flag: str | None
+    env: str | None
+    type: type
+    lo: float | None = None
+    hi: float | None = None
+
+    def parse(self, raw: Any, origin: str) -> Any:
+        """``raw`` as this setting's type, in range; UsageError naming ``origin`` otherwise."""
+        if isinstance(raw, bool) and self.type is not bool:
+            raise UsageError(f"{origin}: expected a {_TYPE_WORDS[self.type]}, got {raw!r}")
+        try:
+            value = self.type(raw) if self.type is not str else str(raw)
+        except (TypeError, ValueError):
+            raise UsageError(f"{origin}: expected a {_TYPE_WORDS[self.type]}, got {raw!r}") from None
+        if self.type is int and isinstance(raw, float) and raw != int(raw):
+            raise UsageError(f"{origin}: expected a whole number, got {raw!r}")
+        if self.lo is not None and value < self.lo or self.hi is not None and value > self.hi:
+            bounds = f"between {self.lo:g} and {self.hi:g}" if self.hi is not None else f"at least {self.lo:g}"
+            raise UsageError(f"{origin}: must be {bounds} (got {raw!r})")
+        return value
+
+
+_TYPE_WORDS = {int: "whole number", float: "number", str: "text"}
+
+SETTINGS = [
+    Setting("profile", "--profile", "PIXTRACT_PROFILE", str),
+    Setting("out", "--out", "PIXTRACT_OUT", str),
+    Setting("endpoint.base_url", "--base-url", "PIXTRACT_BASE_URL", str),
+    Setting("endpoint.vision_model", "--vision-model", "PIXTRACT_VISION_MODEL", str),
+    Setting("endpoint.text_model", "--text-model", "PIXTRACT_TEXT_MODEL", str),
+    Setting("endpoint.timeout", "--timeout", "PIXTRACT_TIMEOUT", float, 0.001),
+    Setting("endpoint.max_retries", "--max-retries", "PIXTRACT_MAX_RETRIES", int, 0),
+    Setting("concurrency", "--concurrency", "PIXTRACT_CONCURRENCY", int, 1, 1024),
+    Setting("render.max_edge", "--max-edge", "PIXTRACT_MAX_EDGE", int, 64, 10000),
+    Setting("render.dpi_cap", "--dpi-cap", "PIXTRACT_DPI_CAP", int, 36, 1200),
+    Setting("budget_usd", "--budget-usd", "PIXTRACT_BUDGET_USD", float, 0),
+    Setting("cache_dir", "--cache-dir", "PIXTRACT_CACHE_DIR", str),
+]
+SETTING_BY_PATH = {s.path: s for s in SETTINGS}
+SETTING_BY_FLAG = {s.flag: s for s in SETTINGS if s.flag}
+# Environment variables, one per overridable setting.
+ENV_VARS = {s.env: s.path for s in SETTINGS if s.env}
 
 
 @dataclass
@@ -100,6 +136,7 @@ class RunConfig:
     temperature: float | None = 0.0
     seed: int | None = None
     local_fallback: bool = True  # transcribe falls back to the local engine
+    accept_degraded: bool = False  # keep answers of a fallback rung as final (no retry on rerun)
     prices: dict[str, Any] = field(default_factory=dict)  # extra USD per 1M tokens: {model: {input, output}}
     password: str | None = field(default=None, repr=False)  # secret: never written anywhere
 
@@ -129,25 +166,49 @@ class RunConfig:
             raise UsageError("no task given")
         for t in self.tasks:
             _validate_task(t, self.profile)
-        r = self.render
-        if not 64 <= r.max_edge <= 10000:
-            raise UsageError(f"--max-edge must be between 64 and 10000 px (got {r.max_edge})")
-        if not 36 <= r.dpi_cap <= 1200:
-            raise UsageError(f"--dpi-cap must be between 36 and 1200 (got {r.dpi_cap})")
-        if r.image_format not in ("auto", "png", "jpeg"):
-            raise UsageError(f"image format must be auto, png or jpeg (got {r.image_format!r})")
-        if self.concurrency < 1:
-            raise UsageError("--concurrency must be at least 1")
-        if self.budget_usd is not None and self.budget_usd < 0:
-            raise UsageError("--budget-usd must not be negative")
-        if self.endpoint.timeout <= 0 or self.endpoint.max_retries < 0:
-            raise UsageError("--timeout must be positive and --max-retries at least 0")
+        if self.render.image_format not in ("auto", "png", "jpeg"):
+            raise UsageError(f"image format must be auto, png or jpeg (got {self.render.image_format!r})")
+        for setting in SETTINGS:
+            value = _get_path(self, setting.path)
+            if value is not None and setting.type is not str:
+                setting.parse(value, setting.flag or setting.path)
+        self.prices_table()  # a bad [prices] entry is a usage error now, not mid-run
         if self.profile == "openai" and not self.endpoint.base_url:
             raise UsageError("profile 'openai' needs --base-url (e.g. http://localhost:8000/v1 for vLLM)")
         return self
 
     def fingerprint(self) -> str:
         return fingerprint(self.public())
+
+    def prices_table(self):
+        """The run's own price table: built-in prices plus the job's ``[prices]``."""
+        from .prices import PriceTable
+
+        return PriceTable.for_job(self.prices)
+
+    def check_prices(self) -> None:
+        """Prices are never guessed: a budget over a model with no known price is refused."""
+        from .prices import PRICE_HINT
+
+        if self.budget_usd is None:
+            return
+        missing = self.prices_table().missing(self.remote_models())
+        if missing:
+            raise UsageError(f"--budget-usd needs a price for every model of the job, and there is no price "
+                             f"for model {', '.join(missing)}; {PRICE_HINT}")
+
+    def remote_models(self) -> list[str]:
+        """Every model a remote rung of this job may call (vision, alternate vision, text)."""
+        from .profiles import get_profile
+
+        models: list[str] = []
+        for spec in [self.endpoint] + ([self.vision_alt] if self.vision_alt else []):
+            if spec.remote:
+                prof = get_profile(spec.profile)
+                models.append(spec.vision_model or prof.vision_model)
+                if spec is self.endpoint:
+                    models.append(spec.text_model or prof.text_model)
+        return [m for m in dict.fromkeys(models) if m]
 
     def public(self) -> dict[str, Any]:
         """The effective configuration without secrets: for the manifest and flow parameters."""
@@ -199,6 +260,10 @@ def _validate_task(t: TaskSpec, profile: str) -> None:
         raise UsageError("task 'ask' needs at least one --question")
     if t.kind == "extract" and t.schema is None:
         raise UsageError("task 'extract' needs --schema FILE (a JSON Schema)")
+    if t.prompt is not None:
+        from .prompts import check_placeholders
+
+        check_placeholders(t.prompt, t.kind)
     if t.kind in ("transcribe", "chart") and t.scope != "page":
         raise UsageError(f"task {t.kind!r} works per page; --scope document is for ask and extract")
 
@@ -245,16 +310,27 @@ def load_job(path: str) -> dict[str, Any]:
     for t in job.get("tasks", []):
         if t.get("schema"):
             t["schema_path"] = rel(t.pop("schema"))
+    check_job_values(job, path)
     return job
 
 
 def env_layer(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The ``PIXTRACT_*`` variables as a layer, typed and range-checked: a bad value is a
+    UsageError naming the variable."""
     environ = os.environ if environ is None else environ
     layer: dict[str, Any] = {}
-    for var, path in ENV_VARS.items():
-        if environ.get(var):
-            _set_path(layer, path, environ[var])
+    for setting in SETTINGS:
+        if setting.env and environ.get(setting.env):
+            _set_path(layer, setting.path, setting.parse(environ[setting.env], setting.env))
     return layer
+
+
+def check_job_values(job: dict[str, Any], path: str) -> None:
+    """Type and range of a job file's scalar settings, naming the file and key."""
+    for setting in SETTINGS:
+        value = _get_path(job, setting.path)
+        if value is not None:
+            setting.parse(value, f"job file {path}: {setting.path}")
 
 
 def merge(*layers: dict[str, Any]) -> dict[str, Any]:
@@ -299,6 +375,7 @@ def build_config(*layers: dict[str, Any], password: str | None = None) -> RunCon
             temperature=float(d["temperature"]) if d.get("temperature") is not None else 0.0,
             seed=int(d["seed"]) if d.get("seed") is not None else None,
             local_fallback=bool(d.get("local_fallback", True)),
+            accept_degraded=bool(d.get("accept_degraded", False)),
             prices=dict(d.get("prices", {})),
             password=password,
         )
@@ -340,6 +417,14 @@ def _typed_task(d: dict[str, Any]) -> dict[str, Any]:
 
 def _as_list(v: Any) -> list:
     return list(v) if isinstance(v, (list, tuple)) else [v]
+
+
+def _get_path(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        if obj is None:
+            return None
+        obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
+    return obj
 
 
 def _set_path(d: dict[str, Any], path: str, value: Any) -> None:

@@ -59,20 +59,28 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
-def expand(inputs: Iterable[str]) -> Iterator[str]:
-    """Paths from files, folders (recursive, sorted) and globs, without duplicates."""
+def expand(inputs: Iterable[str], exclude: Iterable[str] = ()) -> Iterator[str]:
+    """Paths from files, folders (recursive, sorted) and globs, without duplicates, and none
+    inside an ``exclude`` folder (the output folder: a run never reads its own outputs)."""
     seen: set[str] = set()
+    skip = [os.path.realpath(e) for e in exclude if e]
+
+    def inside_excluded(p: str) -> bool:
+        real = os.path.realpath(p)
+        return any(real == e or real.startswith(e + os.sep) for e in skip)
 
     def emit(p: str) -> Iterator[str]:
         key = os.path.realpath(p)
-        if key not in seen:
+        if key not in seen and not inside_excluded(p):
             seen.add(key)
             yield p
 
     for item in inputs:
         if os.path.isdir(item):
+            if inside_excluded(item):
+                continue
             for root, dirs, files in os.walk(item, followlinks=False):
-                dirs.sort()
+                dirs[:] = sorted(d for d in dirs if not inside_excluded(os.path.join(root, d)))
                 for name in sorted(files):
                     if os.path.splitext(name)[1].lower() in SUPPORTED_EXTS:
                         yield from emit(os.path.join(root, name))
@@ -82,7 +90,7 @@ def expand(inputs: Iterable[str]) -> Iterator[str]:
         else:
             for p in sorted(glob.glob(item, recursive=True)):
                 if os.path.isdir(p):
-                    yield from expand([p])
+                    yield from expand([p], exclude)
                 else:
                     yield from emit(p)
 
@@ -132,7 +140,23 @@ def identify(path: str) -> Document | DiscoveryFailure:
     return Document(path=path, abspath=os.path.abspath(raw), sha256=digest, kind=kind, size=size, fmt=fmt)
 
 
-def discover(inputs: Iterable[str]) -> Iterator[Document | DiscoveryFailure]:
-    """Lazily identify every input."""
-    for path in expand(inputs):
+def discover(inputs: Iterable[str], exclude: Iterable[str] = ()) -> Iterator[Document | DiscoveryFailure]:
+    """Lazily identify every input (none under an ``exclude`` folder)."""
+    for path in expand(inputs, exclude):
         yield identify(path)
+
+
+def nothing_found(inputs: Iterable[str], exclude: Iterable[str] = ()) -> str | None:
+    """Why ``inputs`` name no document at all (an empty folder, a glob matching nothing, a
+    folder of other files, only missing paths), or None when at least one file is there.
+    Cheap: it lists paths and hashes nothing."""
+    inputs = list(inputs)
+    for path in expand(inputs, exclude):
+        if os.path.lexists(path):
+            return None
+    missing = [i for i in inputs if not os.path.lexists(i) and not glob.has_magic(i)]
+    if missing == inputs:
+        return f"no such file or folder: {', '.join(missing[:5])}" + (" and more" if len(missing) > 5 else "")
+    shown = ", ".join(inputs[:5]) + (f" and {len(inputs) - 5} more" if len(inputs) > 5 else "")
+    return (f"no documents found in {shown} (pixtract reads "
+            f"{' '.join(sorted(SUPPORTED_EXTS))} files, in folders recursively)")

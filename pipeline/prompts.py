@@ -7,8 +7,10 @@ the system prompt.
 from __future__ import annotations
 
 import json
+import re
 
 from .config import RunConfig, TaskSpec
+from .errors import UsageError
 from .messages import ChatRequest, ImagePart, Message, ResponseFormat, TextPart, Tool
 
 SYSTEM = (
@@ -45,11 +47,29 @@ DEFAULT_MAX_TOKENS = {"transcribe": 4096, "ask": 1024, "extract": 2048, "chart":
 TEXT_HINT_LIMIT = 12_000  # characters of text layer sent along with an image
 
 
+# The placeholders a prompt may use; every other brace is literal text (a JSON example, say).
+PLACEHOLDERS = {"question": "the question (ask)", "schema": "the JSON Schema (extract)",
+                "caption": "the chart's caption (chart)"}
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def check_placeholders(prompt: str, kind: str) -> None:
+    """A ``{name}`` that is not a documented placeholder is a usage error at start (a typo
+    would otherwise be sent to the model as is)."""
+    unknown = sorted({m.group(1) for m in _PLACEHOLDER.finditer(prompt)} - set(PLACEHOLDERS))
+    if unknown:
+        known = ", ".join(f"{{{k}}} ({v})" for k, v in PLACEHOLDERS.items())
+        raise UsageError(f"the {kind} prompt uses unknown placeholder(s) "
+                         f"{', '.join('{' + u + '}' for u in unknown)}; known: {known}. "
+                         f"Other braces, e.g. a JSON example, are kept as written")
+
+
 def task_prompt(task: TaskSpec, question: str | None = None, caption: str = "") -> str:
     template = task.prompt or TASK_PROMPTS[task.kind]
-    schema = json.dumps(task.schema, indent=2) if task.schema is not None else ""
-    return template.format(question=question or "", schema=schema,
-                           caption=f" ({caption})" if caption else "")
+    values = {"question": question or "",
+              "schema": json.dumps(task.schema, indent=2) if task.schema is not None else "",
+              "caption": f" ({caption})" if caption else ""}
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
 def _hint(text: str, label: str) -> str:
