@@ -36,6 +36,8 @@ class ModelReport:
     unknown: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None  # listing failed
+    exception: ProviderError | None = field(default=None, repr=False)  # why it failed
+    listed: list[str] = field(default_factory=list)  # every model the endpoint lists
 
     @property
     def ok(self) -> bool:
@@ -44,8 +46,7 @@ class ModelReport:
     def summary(self) -> str:
         lines = [f"available: {', '.join(self.available) or '-'}"]
         lines += [f"RETIRED {m}: {why}" for m, why in self.retired.items()]
-        lines += [f"UNKNOWN {m}: not offered by this endpoint (likely replacement: {REPLACEMENT})"
-                  for m in self.unknown]
+        lines += [f"UNKNOWN {m}: not offered by this endpoint" for m in self.unknown]
         lines += [f"warning: {w}" for w in self.warnings]
         if self.error:
             lines.append(f"error: {self.error}")
@@ -158,8 +159,9 @@ class ChatClient:
                 for alias in m.get("aliases") or []:
                     info.setdefault(alias, m)
         except ProviderError as e:
-            report.error = str(e)
+            report.error, report.exception = str(e), e
             return report
+        report.listed = sorted(info)
         now = datetime.now(timezone.utc)
         for m in models:
             entry = info.get(m)
