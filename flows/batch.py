@@ -8,8 +8,10 @@ does not grow with the batch.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import os
+import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipeline import mupdf, tokens
+from pipeline import mupdf
 from pipeline.config import RunConfig, TaskSpec
 from pipeline.discover import DiscoveryFailure, discover
 from pipeline.errors import InputError, UsageError
@@ -28,6 +30,7 @@ from pipeline.manifest import build_manifest
 from pipeline.outputs import OutputWriter
 from pipeline.records import STATUS_FAILED, ErrorInfo, Record
 from pipeline.plan import DocumentPlan, plan_document
+from pipeline.preflight import PreflightReport, preflight
 from pipeline.report import THUMB_MAX_EDGE, build_report, save_thumbnail
 from pipeline.route import RENDER_AHEAD, Router, failed_record
 
@@ -56,7 +59,25 @@ def answer_pages_task(router: Router, pages: list[tuple[DocumentPlan, int]], lab
 
 @task(name="answer-document", cache_policy=NO_CACHE, task_run_name="{spec.kind} document")
 def answer_document_task(router: Router, plan: DocumentPlan, spec: TaskSpec, question: str | None) -> Record:
-    return router.answer_document(plan, spec, question)
+    rec = router.answer_document(plan, spec, question)
+    router.done[(plan.document.path, (spec.kind, question))] = rec
+    return rec
+
+
+@dataclass
+class LocalRun:
+    """What an in-process caller (the CLI) hands the flow besides its JSON parameters: the
+    stop signal, and the preflight it already did. Not a flow parameter: it is not data."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    signal: str | None = None  # SIGINT or SIGTERM, once stop is set by a signal
+    preflight: PreflightReport | None = None
+    written: threading.Event = field(default_factory=threading.Event)  # outputs are on disk
+    summary: dict[str, Any] | None = None
+
+
+_LOCAL_RUN: contextvars.ContextVar[LocalRun | None] = contextvars.ContextVar("pixtract_local_run", default=None)
+STOP_GRACE_S = 3.0  # how long a stopped run waits for answers already in flight
 
 
 @dataclass
@@ -114,10 +135,27 @@ WHOLE = Slice()
 
 
 @flow(name="extract-batch", log_prints=True)
-def extract_batch(config: dict[str, Any]) -> dict[str, Any]:
-    """Read every input, answer every page, write the output files; returns the run summary."""
+def extract_batch(config: dict[str, Any]):
+    """Read every input, answer every page, write the output files; the run summary is the
+    result, and the flow run's state says the outcome (``flow_state``)."""
     cfg = RunConfig.from_public(config, password=pdf_password()).validate()
-    return extract_into(cfg)
+    return flow_state(extract_into(cfg))
+
+
+def flow_state(summary: dict[str, Any]):
+    """The flow run's final state for a run's outcome, so that whoever watches the Prefect UI
+    sees it: Completed; Completed named "Degraded"; Failed ("Incomplete"); Cancelled
+    ("Interrupted"). The message is the summary's first line; the data is the summary."""
+    from prefect.states import Cancelled, Completed, Failed
+
+    outcome, message = summary["outcome"], summary["headline"]
+    if outcome == "complete":
+        return Completed(data=summary, message=message)
+    if outcome == "degraded":
+        return Completed(data=summary, message=message, name="Degraded")
+    if outcome == "interrupted":
+        return Cancelled(data=summary, message=message, name="Interrupted")
+    return Failed(data=summary, message=message, name="Incomplete")
 
 
 def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, thumbs_dir: str | None = None,
@@ -127,12 +165,17 @@ def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, th
     ``cfg.out``; thumbnails go to ``thumbs_dir`` (default ``cfg.out``)."""
     log = get_run_logger()
     started = dt.datetime.now(dt.timezone.utc)
-    if cfg.prices:
-        tokens.register_prices(cfg.prices)
+    local = _LOCAL_RUN.get() or LocalRun()
     thumbs_root = thumbs_dir or cfg.out
-    router = Router(cfg, thumb_edge=THUMB_MAX_EDGE, on_render=lambda page: save_thumbnail(
+    router = Router(cfg, thumb_edge=THUMB_MAX_EDGE, stop=local.stop, on_render=lambda page: save_thumbnail(
         thumbs_root, page.document.sha256, page.number, page.thumbnail))
-    problems = router.check_models() if cfg.endpoint.remote else []
+    try:
+        checked = local.preflight or (preflight(cfg) if cfg.endpoint.remote else PreflightReport())
+    except BaseException:
+        router.close()
+        raise
+    router.apply_preflight(checked)
+    problems = checked.notes
     for p in problems:
         log.warning("%s", p)
         progress.note(p)
@@ -149,21 +192,53 @@ def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, th
     open_docs: deque[_Open] = deque()  # documents in input order, waiting for their records
     chunk: list[tuple[_Open, int]] = []  # pages not yet submitted
 
-    def settle_oldest() -> None:
-        items, fut = pending.popleft()
-        result = fut.result(raise_on_failure=False)
+    def records_of(od: _Open, unit, result) -> list[Record]:
+        """A unit's records: from its task's result, from the router's finished units (a stopped
+        run does not wait for the task to report), or ``interrupted``."""
+        if isinstance(unit, int):  # a page: its list of records, or failures if the task raised
+            kept = router.done.pop((od.plan.document.path, unit), None)
+            if isinstance(result, list):
+                return result
+            if isinstance(result, BaseException) and not local.stop.is_set():
+                return router.page_failures(od.plan, unit, result)
+            return kept or router.interrupted(od.plan, unit, [t for t in cfg.tasks if t.scope == "page"])
+        spec, question = unit  # a document-scope unit
+        kept = router.done.pop((od.plan.document.path, (spec.kind, question)), None)
+        if isinstance(result, Record):
+            return [result]
+        if isinstance(result, BaseException) and not local.stop.is_set():
+            return [failed_record(od.plan, None, spec, result, question=question)]
+        return [kept or router._interrupted_record(od.plan.document, None, spec, question, "document")]
+
+    def settle(items, result) -> None:
         for i, (od, unit) in enumerate(items):
-            if isinstance(unit, int):  # a page: its list of records, or failures if the task raised
-                recs = result[i] if isinstance(result, list) else router.page_failures(od.plan, unit, result)
-            else:  # a document-scope unit (spec, question)
-                spec, question = unit
-                recs = [result if isinstance(result, Record) else
-                        failed_record(od.plan, None, spec, result, question=question)]
+            recs = records_of(od, unit, result[i] if isinstance(result, list) and isinstance(unit, int)
+                              else result)
             od.records.extend(recs)
             od.waiting -= 1
             for r in recs:
                 progress.emit(r)
         flush_done()
+
+    def settle_oldest() -> None:
+        items, fut = pending.popleft()
+        while not local.stop.is_set() and not _wait(fut, 0.2):
+            pass
+        if local.stop.is_set():
+            pending.appendleft((items, fut))
+            raise _Stopped()
+        settle(items, fut.result(raise_on_failure=False))
+
+    def drain() -> None:
+        """Stopped: answers in flight get STOP_GRACE_S; every planned unit gets its record."""
+        deadline = time.monotonic() + STOP_GRACE_S
+        while pending:
+            items, fut = pending.popleft()
+            done = _wait(fut, max(0.0, deadline - time.monotonic()))
+            settle(items, fut.result(raise_on_failure=False) if done else None)
+        if chunk:
+            settle(chunk.copy(), None)
+            chunk.clear()
 
     def flush_done() -> None:
         while open_docs and open_docs[0].waiting == 0:
@@ -182,60 +257,85 @@ def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, th
         submit(items, answer_pages_task.submit(router, [(od.plan, n) for od, n in items], chunk_label(items)))
 
     try:
-        for item in discover(cfg.inputs):
-            if isinstance(item, DiscoveryFailure):
-                _fail_document(writer, document_failures(item.path, item.sha256, cfg, item.error), None, log, cfg)
-                continue
-            try:
-                plan = plan_document(item, cfg)
-            except Exception as e:  # noqa: BLE001 - an unreadable document is a record, not a crash
-                err = e if isinstance(e, InputError) else InputError(f"{item.path}: {type(e).__name__}: {e}")
-                _fail_document(writer, document_failures(item.path, item.sha256, cfg, err), item.kind, log, cfg)
-                continue
-            numbers = part.pages(plan.pages)
-            for task_kind, n in slice_units(cfg, len(numbers), part.doc_units).items():
-                writer.ledger.plan(task_kind, n)
-            progress.document(plan.document.path, len(numbers))
-            page_tasks = any(t.scope == "page" for t in cfg.tasks)
-            doc_units = [(t, q) for t in cfg.tasks if t.scope == "document" for q in t.units()] \
-                if part.doc_units else []
-            od = _Open(plan, waiting=(len(numbers) if page_tasks else 0) + len(doc_units))
-            open_docs.append(od)
-            for spec, question in doc_units:
-                submit([(od, (spec, question))], answer_document_task.submit(router, plan, spec, question))
-            if page_tasks:
-                for number in numbers:
-                    chunk.append((od, number))
-                    if len(chunk) >= PAGES_PER_TASK:
-                        submit_chunk()
-            flush_done()  # a document with nothing to answer (zero pages) is written now
-        if chunk:
-            submit_chunk()
-        while pending:
-            settle_oldest()
-        flush_done()
+        try:
+            for item in discover(cfg.inputs, exclude=[cfg.out]):
+                if local.stop.is_set():
+                    raise _Stopped()
+                if isinstance(item, DiscoveryFailure):
+                    _fail_document(writer, document_failures(item.path, item.sha256, cfg, item.error), None, log, cfg)
+                    continue
+                try:
+                    plan = plan_document(item, cfg)
+                except Exception as e:  # noqa: BLE001 - an unreadable document is a record, not a crash
+                    err = e if isinstance(e, InputError) else InputError(f"{item.path}: {type(e).__name__}: {e}")
+                    _fail_document(writer, document_failures(item.path, item.sha256, cfg, err), item.kind, log, cfg)
+                    continue
+                numbers = part.pages(plan.pages)
+                for task_kind, n in slice_units(cfg, len(numbers), part.doc_units).items():
+                    writer.ledger.plan(task_kind, n)
+                progress.document(plan.document.path, len(numbers))
+                page_tasks = any(t.scope == "page" for t in cfg.tasks)
+                doc_units = [(t, q) for t in cfg.tasks if t.scope == "document" for q in t.units()] \
+                    if part.doc_units else []
+                od = _Open(plan, waiting=(len(numbers) if page_tasks else 0) + len(doc_units))
+                open_docs.append(od)
+                for spec, question in doc_units:
+                    submit([(od, (spec, question))], answer_document_task.submit(router, plan, spec, question))
+                if page_tasks:
+                    for number in numbers:
+                        chunk.append((od, number))
+                        if len(chunk) >= PAGES_PER_TASK:
+                            submit_chunk()
+                flush_done()  # a document with nothing to answer (zero pages) is written now
+            if chunk:
+                submit_chunk()
+            while pending:
+                settle_oldest()
+            flush_done()
+        except _Stopped:
+            unsubscribe()  # no more Prefect API calls: the API may be gone with the signal
+            drain()
+            flush_done()
     except BaseException:
         writer.abort()
-        router.close()
+        router.close(wait=False)
         unsubscribe()
         raise
-    router.close()
-    unsubscribe()
-    summary = writer.summary()
+    stopped = local.stop.is_set()
+    router.close(wait=not stopped)
+    if not stopped:
+        unsubscribe()
+    summary = writer.summary(interrupted=(local.signal or "stop") if stopped else None)
     finished = dt.datetime.now(dt.timezone.utc)
     ledger = summary["ledger"]
     writer.finish(build_manifest(
         config=cfg.public(), documents=writer.documents, summary=summary, started=started, finished=finished,
-        extra={"ledger": ledger, "model_problems": problems,
+        extra={"outcome": summary["outcome"], "headline": summary["headline"], "ledger": ledger,
+               "model_problems": problems,
                "budget": {"limit_usd": cfg.budget_usd, "spent_usd": round(router.budget.spent, 6),
                           "refused_requests": router.budget.refused}, **(extra or {})}))
+    local.summary = summary
+    local.written.set()
+    if stopped:
+        return summary  # the report and artifacts can wait for the rerun: the user asked to stop
     if report:
         build_report(cfg.out)
     if art:
         art.finish(cfg.out, summary, [d.get("markdown") for d in writer.documents])
+    log.info("%s", summary["headline"])
     log.info("%s", format_ledger(ledger))
     log.info("wrote %d records for %d inputs to %s", summary["records"], len(writer.documents), cfg.out)
     return summary
+
+
+class _Stopped(Exception):
+    """The run's stop signal was set: no new work; write what is done."""
+
+
+def _wait(fut, timeout: float) -> bool:
+    """Wait for a Prefect future up to ``timeout`` seconds; True when it has finished."""
+    fut.wait(timeout)
+    return fut.wrapped_future.done()
 
 
 def slice_units(cfg: RunConfig, pages: int, doc_units: bool = True) -> dict[str, int]:
@@ -343,12 +443,14 @@ def summary_markdown(out: str, summary: dict[str, Any], markdown_files, *, title
     """A short Markdown summary of a run, linking its output files."""
     by_status = summary.get("by_status", {})
     ledger = summary.get("ledger") or {}
-    lines = [f"# {title}", "",
+    lines = [f"# {title}: {summary.get('outcome', 'done').upper()}", "",
+             f"**{summary.get('headline', '')}**", "",
              f"* output folder: [{out}]({_file_link(out)})",
              f"* records: {summary.get('records', 0)} ({by_status.get('ok', 0)} ok, "
              f"{by_status.get('failed', 0)} failed, {by_status.get('skipped', 0)} skipped; "
-             f"{summary.get('cached', 0)} from cache)",
-             f"* cost: ${summary.get('cost_usd', 0):.4f}",
+             f"{summary.get('degraded', 0)} degraded; {summary.get('cached', 0)} from cache)",
+             f"* cost: paid ${summary.get('paid_usd', 0):.4f} in this run; the outputs cost "
+             f"${summary.get('cost_usd', 0):.4f} in all",
              f"* ledger: {'balanced' if ledger.get('balanced', True) else 'MISMATCH'}"]
     if more:
         lines.append(more)
@@ -372,13 +474,20 @@ def _fail_document(writer: OutputWriter, recs: list[Record], kind: str | None, l
         progress.emit(r)
 
 
-def run_batch(cfg: RunConfig) -> dict[str, Any]:
-    """Run the flow in this process (Prefect's ephemeral API unless PREFECT_API_URL is set)."""
+def run_batch(cfg: RunConfig, local: LocalRun | None = None) -> dict[str, Any]:
+    """Run the flow in this process (Prefect's ephemeral API unless PREFECT_API_URL is set);
+    returns the run summary whatever the outcome, and raises what stopped the run early."""
     cfg.validate()
     if cfg.password:
         _IN_PROCESS_SECRETS["password"] = cfg.password
     runner = ThreadPoolTaskRunner(max_workers=cfg.concurrency)
+    token = _LOCAL_RUN.set(local)
     try:
-        return extract_batch.with_options(task_runner=runner)(cfg.public())
+        state = extract_batch.with_options(task_runner=runner)(cfg.public(), return_state=True)
     finally:
+        _LOCAL_RUN.reset(token)
         _IN_PROCESS_SECRETS.pop("password", None)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    return result

@@ -1,7 +1,9 @@
 """The ``pixtract`` command.
 
-Exit codes: 0 every page answered; 1 some pages or documents failed (the records say why), or
-the ledger found a gap; 2 bad usage or configuration (nothing was run).
+Exit codes of ``run`` (pipeline/outcome.py): 0 complete (every page answered on the planned
+route); 3 degraded (all answered, some by a fallback); 1 incomplete (some pages failed or were
+skipped, or the ledger found a gap); 2 nothing done (bad usage or configuration, a refused key,
+an unreachable endpoint, no documents); 130 / 143 interrupted by SIGINT / SIGTERM.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ import sys
 from collections import Counter
 from typing import Any
 
-EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_DEGRADED = 0, 1, 2, 3
+
+EXIT_CODES_HELP = """exit codes:
+  0    complete: every page answered on the planned route (or truly blank / without a chart)
+  3    degraded: every page answered, some by a fallback (records say why; a rerun retries them)
+  1    incomplete: some pages failed or were skipped (budget, errors), or the ledger found a gap
+  2    nothing done: bad usage or configuration, a refused key, an unreachable endpoint, no documents
+  130  interrupted by Ctrl-C (SIGINT); 143 by SIGTERM: what was done is written, a rerun resumes
+"""
 
 RUN_EXAMPLES = """examples:
   pixtract run fixtures/samples --out out/
@@ -21,6 +31,7 @@ RUN_EXAMPLES = """examples:
   MISTRAL_API_KEY=... pixtract run invoices/ --out out/ --profile mistral --task extract --schema invoice.json
   pixtract run deck.pdf --out out/ --profile openrouter --task ask --question "What is the revenue?" --scope document
   pixtract run --job job.toml                    # everything from a job file; flags override it
+  pixtract run deck.pdf --out out/ --profile mistral --task transcribe --task ask --question "Who signed?"
 """
 
 
@@ -38,6 +49,23 @@ def _prefect_defaults(verbose: bool) -> None:
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
 
 
+def _setting(flag: str):
+    """An argparse type for a declared setting: its type and range, the error naming the flag."""
+    from pipeline.config import SETTING_BY_FLAG
+    from pipeline.errors import UsageError
+
+    setting = SETTING_BY_FLAG[flag]
+
+    def parse(raw: str):
+        try:
+            return setting.parse(raw, flag)
+        except UsageError as e:
+            raise argparse.ArgumentTypeError(str(e).removeprefix(f"{flag}: ")) from None
+
+    parse.__name__ = setting.type.__name__
+    return parse
+
+
 def _add_config_flags(p: argparse.ArgumentParser, with_out: bool = True) -> None:
     from pipeline.config import PROFILES, SCOPES, TASKS
 
@@ -53,38 +81,47 @@ def _add_config_flags(p: argparse.ArgumentParser, with_out: bool = True) -> None
     g.add_argument("--alt-profile", choices=PROFILES, help="second vision endpoint, tried when the first fails")
     g.add_argument("--alt-base-url", help="base URL of the second vision endpoint")
     g.add_argument("--alt-vision-model", help="vision model of the second endpoint")
-    g.add_argument("--concurrency", type=int, metavar="N", help="requests/pages in flight (default 8; local: CPUs)")
-    g.add_argument("--timeout", type=float, metavar="S", help="seconds per request (default 120)")
-    g.add_argument("--max-retries", type=int, metavar="N", help="retries per request (default 4)")
+    g.add_argument("--concurrency", type=_setting("--concurrency"), metavar="N", help="requests/pages in flight (default 8; local: CPUs)")
+    g.add_argument("--timeout", type=_setting("--timeout"), metavar="S", help="seconds per request (default 120)")
+    g.add_argument("--max-retries", type=_setting("--max-retries"), metavar="N", help="retries per request (default 4)")
     g.add_argument("--stream", action="store_true", default=None, help="stream answers (SSE)")
     g.add_argument("--no-local-fallback", action="store_true", help="do not fall back to the local engine")
     t = p.add_argument_group("task")
-    t.add_argument("--task", choices=TASKS, help="transcribe (default), ask, extract or chart")
+    t.add_argument("--task", choices=TASKS, action="append",
+                   help="transcribe (default), ask, extract or chart; repeat to run several tasks")
     t.add_argument("--question", action="append", help="a question for --task ask (repeatable)")
     t.add_argument("--scope", choices=SCOPES, help="answer per page (default) or per document (ask, extract)")
     t.add_argument("--schema", metavar="FILE", help="JSON Schema for --task extract")
     t.add_argument("--prompt", help="replace the task's default prompt")
     t.add_argument("--system-prompt", help="replace the system prompt")
     r = p.add_argument_group("rendering")
-    r.add_argument("--max-edge", type=int, metavar="PX", help="long edge of page images (default 1024)")
-    r.add_argument("--dpi-cap", type=int, metavar="DPI", help="never render a PDF page above this DPI (default 200)")
+    r.add_argument("--max-edge", type=_setting("--max-edge"), metavar="PX", help="long edge of page images (default 1024)")
+    r.add_argument("--dpi-cap", type=_setting("--dpi-cap"), metavar="DPI", help="never render a PDF page above this DPI (default 200)")
     r.add_argument("--image-format", choices=("auto", "png", "jpeg"), help="auto (default): PNG line art, JPEG photos")
     c = p.add_argument_group("cost and resume")
-    c.add_argument("--budget-usd", type=float, metavar="X", help="start no request that could take spending past X")
+    c.add_argument("--budget-usd", type=_setting("--budget-usd"), metavar="X", help="start no request that could take spending past X")
     c.add_argument("--no-cache", action="store_true", help="ignore cached answers and ask afresh")
     c.add_argument("--cache-dir", metavar="DIR", help="answer cache (default: OUT/.pixtract/cache)")
+    c.add_argument("--price", action="append", metavar="MODEL=IN,OUT",
+                   help="USD per million input and output tokens of a model (repeatable); needed for "
+                        "--budget-usd and estimate when pixtract has no price for the model")
+    c.add_argument("--accept-degraded", action="store_true",
+                   help="keep answers of a fallback route as final: a rerun does not retry them")
     p.add_argument("--password", help="password for encrypted PDFs (never written out)")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pipeline import __version__
+
     p = argparse.ArgumentParser(prog="pixtract", description="Multimodal document extraction on Prefect.")
+    p.add_argument("--version", action="version", version=f"pixtract {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser(
         "run", help="extract from PDFs and images into an output folder",
         description="Read PDFs and images (files, folders, globs), answer every page, write results.jsonl, "
                     "one Markdown file per document and manifest.json to --out.",
-        epilog=RUN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=RUN_EXAMPLES + "\n" + EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_config_flags(run)
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("-q", "--quiet", action="store_true", help="print only errors and the final summary line")
@@ -162,11 +199,49 @@ def flags_layer(args: argparse.Namespace) -> dict[str, Any]:
     if a.get("alt_profile"):
         layer["vision_alt"] = {"profile": a["alt_profile"], "base_url": a.get("alt_base_url"),
                                "vision_model": a.get("alt_vision_model")}
-    if a.get("task") or a.get("question") or a.get("schema") or a.get("scope") or a.get("prompt"):
-        kind = a.get("task") or ("ask" if a.get("question") else "extract" if a.get("schema") else "transcribe")
-        layer["tasks"] = [{"kind": kind, "questions": a.get("question") or [], "schema_path": a.get("schema"),
-                           "scope": a.get("scope") or "page", "prompt": a.get("prompt")}]
+    layer["tasks"] = _task_flags(a)
+    if a.get("price"):
+        layer["prices"] = dict(_price_flag(v) for v in a["price"])
+    if a.get("accept_degraded"):
+        layer["accept_degraded"] = True
     return layer
+
+
+def _task_flags(a: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """``--task`` (repeatable) with the options that belong to each task."""
+    from pipeline.errors import UsageError
+
+    kinds = list(a.get("task") or [])
+    if not kinds:
+        if not (a.get("question") or a.get("schema") or a.get("scope") or a.get("prompt")):
+            return None
+        kinds = ["ask" if a.get("question") else "extract" if a.get("schema") else "transcribe"]
+    twice = sorted({k for k in kinds if kinds.count(k) > 1})
+    if twice:
+        raise UsageError(f"--task {twice[0]} is given twice; give each task once")
+    if len(kinds) > 1 and a.get("prompt"):
+        raise UsageError("--prompt with several --task: which task would it replace? Give each task's "
+                         "prompt in a job file ([[tasks]] kind = ..., prompt = ...)")
+    for flag, task in (("question", "ask"), ("schema", "extract")):
+        if a.get(flag) and task not in kinds:
+            raise UsageError(f"--{flag} belongs to --task {task}, which is not among the tasks given")
+    scoped = [k for k in kinds if k in ("ask", "extract")]
+    if a.get("scope") == "document" and not scoped:
+        raise UsageError("--scope document is for --task ask and --task extract")
+    return [{"kind": k, "questions": (a.get("question") or []) if k == "ask" else [],
+             "schema_path": a.get("schema") if k == "extract" else None,
+             "scope": (a.get("scope") or "page") if k in scoped else "page", "prompt": a.get("prompt")}
+            for k in kinds]
+
+
+def _price_flag(value: str) -> tuple[str, str]:
+    from pipeline.errors import UsageError
+
+    model, sep, price = value.rpartition("=")
+    if not sep or not model:
+        raise UsageError(f"--price {value!r}: write MODEL=INPUT,OUTPUT in USD per million tokens, "
+                         f"e.g. --price my-model=1.0,3.0")
+    return model, price
 
 
 def load_config(args: argparse.Namespace):
@@ -178,15 +253,33 @@ def load_config(args: argparse.Namespace):
     return cfg
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def check_run(cfg, overwrite: bool):
+    """Everything that can stop a run before any page, in the order a user would fix it:
+    configuration, prices for a budget, keys, inputs, the endpoints (preflight), the output
+    folder. Returns the preflight report; raises UsageError or ConfigError."""
+    from pipeline.discover import nothing_found
     from pipeline.errors import UsageError
     from pipeline.outputs import check_out_dir
+    from pipeline.preflight import preflight
+
+    cfg.validate()
+    cfg.check_prices()
+    _check_key(cfg)
+    why = nothing_found(cfg.inputs, [cfg.out])
+    if why:
+        raise UsageError(why)
+    checked = preflight(cfg) if cfg.endpoint.remote else None
+    check_out_dir(cfg.out, cfg.fingerprint(), overwrite=overwrite)
+    return checked
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.errors import UsageError
     from pipeline.providers.errors import ConfigError
 
     try:
-        cfg = load_config(args).validate()
-        _check_key(cfg)
-        check_out_dir(cfg.out, cfg.fingerprint(), overwrite=args.overwrite)
+        cfg = load_config(args)
+        checked = check_run(cfg, args.overwrite)
     except (UsageError, ConfigError) as e:
         print(f"pixtract: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -194,27 +287,46 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.quiet or args.log_json:
         os.environ["PREFECT_LOGGING_LEVEL"] = "ERROR"
     from . import progress
-    from .batch import run_batch
+    from .batch import LocalRun, run_batch
+    from .interrupt import exit_now, run_stoppable
 
     bar = _ProgressBar(enabled=not (args.no_progress or args.quiet or args.log_json) and sys.stderr.isatty())
     listeners = [progress.subscribe(bar)]
     if args.log_json:
         listeners.append(progress.subscribe(_JsonLog()))
+    local = LocalRun(preflight=checked)
     try:
         with bar:
-            summary = run_batch(cfg)
-    except (UsageError, ConfigError) as e:
-        print(f"pixtract: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+            done = run_stoppable(lambda: run_batch(cfg, local), local)
     finally:
         for unsubscribe in listeners:
             unsubscribe()
+    if isinstance(done, str):  # stopped by a signal: one line, then leave without waiting on Prefect
+        print(_interrupted_line(done, local.summary, cfg.out), file=sys.stderr)
+        if args.log_json and local.summary:
+            print(json.dumps({"event": "summary", "out": os.path.abspath(cfg.out), **local.summary}))
+        exit_now(local.summary["exit_code"] if local.summary else 130 if done == "SIGINT" else 143)
+    if done.error is not None:
+        if isinstance(done.error, (UsageError, ConfigError)):
+            print(f"pixtract: error: {done.error}", file=sys.stderr)
+            return EXIT_USAGE
+        raise done.error
+    summary = done.value
     for line in bar.notes:
         print(f"pixtract: warning: {line}", file=sys.stderr)
     if args.log_json:
         print(json.dumps({"event": "summary", "out": os.path.abspath(cfg.out), **summary}))
         return exit_code(summary)
     return report(summary, cfg.out, quiet=args.quiet)
+
+
+def _interrupted_line(signal_name: str, summary: dict | None, out: str) -> str:
+    if summary is None:
+        return (f"pixtract: interrupted by {signal_name} before the outputs could be written; answers so far "
+                f"are kept in the cache: run the same command again to resume")
+    answered = summary["records"] - summary["not_answered"]
+    return (f"pixtract: interrupted by {signal_name}: {answered} of {summary['records']} records answered, "
+            f"all written to {os.path.abspath(out)}; run the same command again to resume")
 
 
 class _JsonLog:
@@ -238,10 +350,9 @@ class _JsonLog:
 
 
 def exit_code(summary: dict) -> int:
-    ledger = summary.get("ledger")
-    if (ledger and not ledger["balanced"]) or summary.get("by_status", {}).get("failed", 0):
-        return EXIT_FAILURES
-    return EXIT_OK
+    from pipeline import outcome
+
+    return outcome.exit_code(summary)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -303,25 +414,25 @@ def _check_key(cfg) -> None:
 
 
 def report(summary: dict, out: str, quiet: bool = False) -> int:
+    """The summary: its first line is the outcome (pipeline/outcome.py); the exit code matches."""
     from pipeline.ledger import format_ledger
 
     by_status = summary.get("by_status", {})
-    if quiet:
-        print(f"pixtract: {summary['records']} records, {by_status.get('ok', 0)} ok, "
-              f"{by_status.get('failed', 0)} failed, {by_status.get('skipped', 0)} skipped; "
-              f"${summary.get('cost_usd', 0):.4f}; {os.path.abspath(out)}")
-        if summary.get("ledger") and not summary["ledger"]["balanced"]:
-            print("pixtract: error: LEDGER MISMATCH: records are missing or duplicated; this is a bug",
-                  file=sys.stderr)
+    if quiet:  # one line: the outcome, what it cost, where
+        print(f"pixtract: {summary['headline']}; paid ${summary.get('paid_usd', 0):.4f}; {os.path.abspath(out)}")
         return exit_code(summary)
+    print(f"pixtract: {summary['headline']}")
     routes = ", ".join(f"{k}: {v}" for k, v in sorted(summary.get("ok_by_route", {}).items())) or "none"
-    usage = summary.get("usage", {})
     print(f"pixtract: {summary['records']} records: {by_status.get('ok', 0)} ok ({routes}), "
           f"{by_status.get('failed', 0)} failed, {by_status.get('skipped', 0)} skipped"
-          + (f", {summary['cached']} from cache" if summary.get("cached") else ""))
+          + (f", {summary['cached']} from cache" if summary.get("cached") else "")
+          + (f", {summary['blank']} blank" if summary.get("blank") else ""))
+    usage, paid = summary.get("usage", {}), summary.get("usage_paid", {})
     if usage.get("input_tokens") or summary.get("cost_usd"):
-        print(f"pixtract: tokens in {usage.get('input_tokens', 0):,}, out {usage.get('output_tokens', 0):,}; "
-              f"cost ${summary.get('cost_usd', 0):.4f}")
+        print(f"pixtract: this run paid ${summary.get('paid_usd', 0):.4f} (tokens in "
+              f"{paid.get('input_tokens', 0):,}, out {paid.get('output_tokens', 0):,}); the outputs cost "
+              f"${summary.get('cost_usd', 0):.4f} in all (tokens in {usage.get('input_tokens', 0):,}, "
+              f"out {usage.get('output_tokens', 0):,})")
     ledger = summary.get("ledger")
     if ledger:
         print(format_ledger(ledger))

@@ -45,6 +45,7 @@ from flows.batch import (
     document_failures,
     expected_units,
     extract_into,
+    flow_state,
 )
 from pipeline.config import RunConfig, build_config, env_layer, load_job
 from pipeline.discover import DiscoveryFailure, discover
@@ -59,6 +60,8 @@ from pipeline.outputs import (
     read_results,
 )
 from pipeline.records import (
+    BUDGET_EXCEEDED,
+    INTERRUPTED,
     STATUS_FAILED,
     STATUS_OK,
     STATUS_SKIPPED,
@@ -80,6 +83,8 @@ PARENT_FLOW, PART_FLOW = "inbox-batch", "extract-part"
 
 # index statuses; anything but "ok" is retried by the next run
 INDEX_OK, INDEX_FAILED, INDEX_SKIPPED = STATUS_OK, STATUS_FAILED, STATUS_SKIPPED
+INDEX_DEGRADED = "degraded"  # answered, some by a fallback: the next run retries the planned route
+_NOT_ANSWERED = (BUDGET_EXCEEDED, INTERRUPTED)
 
 
 class InboxError(PixtractError):
@@ -90,14 +95,17 @@ class InboxError(PixtractError):
 
 
 def document_status(records: Iterable[Record]) -> str:
-    """``failed`` if any record failed, ``skipped`` if any unit was skipped for the budget (it
-    was never answered), else ``ok``. A chart page with no chart is a final answer."""
+    """``failed`` if any record failed, ``skipped`` if any unit was never answered (budget,
+    interrupted), ``degraded`` if a fallback answered some, else ``ok``. A chart page with no
+    chart is a final answer. Only ``ok`` documents are left alone by the next run."""
     status = INDEX_OK
     for r in records:
         if r.status == STATUS_FAILED:
             return INDEX_FAILED
-        if r.status == STATUS_SKIPPED and "budget" in (r.fallback_reason or "").lower():
+        if r.status == STATUS_SKIPPED and r.error is not None and r.error.type in _NOT_ANSWERED:
             status = INDEX_SKIPPED
+        elif r.status == STATUS_OK and r.degraded and status == INDEX_OK:
+            status = INDEX_DEGRADED
     return status
 
 
@@ -168,7 +176,7 @@ def index_entries(documents: Iterable[tuple[str, str | None, list[Record]]], run
     """Index entries for (path, sha256, records) of one run; the worse status wins when the
     same bytes sat under two names."""
     when = when or dt.datetime.now(dt.timezone.utc)
-    rank = {INDEX_OK: 0, INDEX_SKIPPED: 1, INDEX_FAILED: 2}
+    rank = {INDEX_OK: 0, INDEX_DEGRADED: 1, INDEX_SKIPPED: 2, INDEX_FAILED: 3}
     out: dict[str, dict[str, Any]] = {}
     for path, sha, records in documents:
         if not sha:
@@ -553,7 +561,9 @@ def inbox_batch(job: str, part_deployment: str | None = None, pages_per_part: in
     cfg = job_config(job)
     root = os.path.abspath(cfg.out)
     with inbox_lock(root):
-        return _inbox_run(log, cfg, root, started, part_deployment, pages_per_part, wait_hours, poll_seconds)
+        summary = _inbox_run(log, cfg, root, started, part_deployment, pages_per_part, wait_hours, poll_seconds)
+    # The night's outcome on the flow run itself: Completed, "Degraded" or "Incomplete".
+    return flow_state(summary) if summary.get("outcome") else summary
 
 
 def _inbox_run(log, cfg: RunConfig, root: str, started: dt.datetime, part_deployment: str | None,
@@ -600,7 +610,8 @@ def _inbox_run(log, cfg: RunConfig, root: str, started: dt.datetime, part_deploy
     inbox_info.update(run=name, parts=len(specs), pages_per_part=pages_per_part)
     writer.finish(build_manifest(
         config=snapshot, documents=writer.documents, summary=summary, started=started, finished=finished,
-        extra={"ledger": summary["ledger"], "model_problems": problems,
+        extra={"outcome": summary["outcome"], "headline": summary["headline"],
+               "ledger": summary["ledger"], "model_problems": problems,
                "budget": {"limit_usd": cfg.budget_usd, "spent_usd": round(spent, 6), "refused_requests": refused,
                           "per": "part"},
                "inbox": inbox_info, "parts": parts_info}))
@@ -615,6 +626,7 @@ def _inbox_run(log, cfg: RunConfig, root: str, started: dt.datetime, part_deploy
                more=f"* inbox: {len(todo)} documents new, changed or retried; {len(unchanged)} unchanged; "
                     f"{retried} to retry next run\n* parts: {len(specs)} on {', '.join(workers) or 'no worker'}",
                links=[("index.json", index.path)])
+    log.info("%s", summary["headline"])
     log.info("%s", format_ledger(summary["ledger"]))
     log.info("inbox run %s: %d records for %d documents", name, summary["records"], len(documents))
     return {**summary, "run": name, "run_dir": run_dir, "inbox": inbox_info, "workers": workers}

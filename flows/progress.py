@@ -11,7 +11,12 @@ _listeners: list[Any] = []
 def subscribe(listener: Any) -> Callable[[], None]:
     """Register an object with ``document(path, pages)`` and ``record(rec)``; returns an unsubscribe."""
     _listeners.append(listener)
-    return lambda: _listeners.remove(listener)
+
+    def unsubscribe() -> None:
+        if listener in _listeners:
+            _listeners.remove(listener)
+
+    return unsubscribe
 
 
 def document(path: str, pages: int) -> None:

@@ -40,6 +40,41 @@ def answer_text(resp: ChatResponse) -> str:
     return text
 
 
+# --- answers that loop ----------------------------------------------------------------------
+
+LOOP_MIN_REPEATS = 8  # the same line, row or phrase at least this often in a row...
+LOOP_MIN_CHARS = 400  # ...over at least this many characters...
+LOOP_MIN_SHARE = 0.2  # ...and this share of the answer
+LOOP_MAX_PERIOD = 400  # characters of the longest repeated unit looked for
+
+
+def degenerate(text: str) -> str | None:
+    """Why an answer is a loop (the same unit repeated to the end, as a model stuck on a dense
+    table writes until max_tokens), or None. The tail is tested for every period up to
+    LOOP_MAX_PERIOD characters; each test is a binary search with slice comparisons."""
+    text = text.rstrip()
+    n = len(text)
+    if n < LOOP_MIN_CHARS:
+        return None
+    rev = text[::-1]
+    for period in range(1, min(LOOP_MAX_PERIOD, n // LOOP_MIN_REPEATS) + 1):
+        if rev[0] != rev[period]:
+            continue
+        lo, hi = period, n  # the longest suffix with this period: rev[:L-p] == rev[p:L]
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if rev[: mid - period] == rev[period:mid]:
+                lo = mid
+            else:
+                hi = mid - 1
+        length = lo
+        if length >= max(LOOP_MIN_CHARS, LOOP_MIN_REPEATS * period, LOOP_MIN_SHARE * n):
+            unit = text[n - period:].strip() or text[n - period:]
+            return (f"the answer repeats {unit[:60]!r} {length // period} times to its end "
+                    f"({length} of {n} characters)")
+    return None
+
+
 # --- JSON ----------------------------------------------------------------------------------
 
 _FENCE = re.compile(r"```(?:json)?\s*\n(.*?)\n```", re.S)

@@ -43,6 +43,7 @@ class AnswerCache:
             return None  # absent, or unreadable: answer afresh
         self.hits += 1
         rec.cached = True
+        rec.paid_usd = 0.0  # paid by the run that made it
         return rec
 
     def put(self, key: str, record: Record) -> None:

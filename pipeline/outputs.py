@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from .records import STATUS_FAILED, STATUS_OK, Document, Record
+from .records import NO_CHART, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, Document, Record
 
 RESULTS = "results.jsonl"
 MANIFEST = "manifest.json"
@@ -153,20 +153,37 @@ class OutputWriter:
         self.documents: list[dict[str, Any]] = []
         self.counts: Counter[tuple[str, str, str]] = Counter()  # (task, status, route)
         self.tokens = Counter()
-        self.cost_usd = 0.0
+        self.tokens_paid = Counter()
+        self.cost_usd = 0.0  # what the answers in the outputs cost, whichever run paid
+        self.paid_usd = 0.0  # what this run paid
         self.records = 0
         self.cached = 0
+        self.degraded: Counter[str] = Counter()  # route -> answers by a fallback rung
+        self.failed: Counter[str] = Counter()  # error type -> failed records
+        self.skipped: Counter[str] = Counter()  # reason -> skipped records
+        self.blank = 0
+        self.planned_route: str | None = None
 
     def _append(self, records: list[Record]) -> None:
         for r in records:
             self._spool.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
             self.counts[(r.task, r.status, r.route or "none")] += 1
-            self.tokens["input_tokens"] += r.usage.get("input_tokens", 0)
-            self.tokens["output_tokens"] += r.usage.get("output_tokens", 0)
-            if not r.cached:
-                self.cost_usd += r.cost_usd
+            for k in ("input_tokens", "output_tokens"):
+                self.tokens[k] += r.usage.get(k, 0)
+                if not r.cached:
+                    self.tokens_paid[k] += r.usage.get(k, 0)
+            self.cost_usd += r.cost_usd
+            self.paid_usd += r.paid_usd
             self.cached += r.cached
             self.records += 1
+            self.blank += r.blank
+            self.planned_route = self.planned_route or r.planned_route
+            if r.status == STATUS_OK and r.degraded:
+                self.degraded[r.route or "none"] += 1
+            elif r.status == STATUS_FAILED:
+                self.failed[r.error.type if r.error else "unknown"] += 1
+            elif r.status == STATUS_SKIPPED:
+                self.skipped[r.error.type if r.error else "unknown"] += 1
         self._spool.flush()
         self.ledger.add(records)
 
@@ -203,23 +220,43 @@ class OutputWriter:
                 atomic_write(os.path.join(self.out, name), rows_to_csv(rows))
                 r.data = {**r.data, "csv": name}
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, interrupted: str | None = None) -> dict[str, Any]:
+        """Counts, money and the ledger; ``outcome`` and ``headline`` say what they add up to
+        (pipeline/outcome.py)."""
+        from . import outcome
+
         by_status: Counter[str] = Counter()
         by_route: Counter[str] = Counter()
         for (task, status, route), n in self.counts.items():
             by_status[status] += n
             if status == STATUS_OK:
                 by_route[route] += n
-        return {
+        not_answered = sum(self.failed.values()) + sum(n for k, n in self.skipped.items() if k != NO_CHART)
+        summary = {
             "records": self.records,
             "by_status": dict(by_status),
             "ok_by_route": dict(by_route),
             "by_task": _by_task(self.counts),
-            "usage": dict(self.tokens) or {"input_tokens": 0, "output_tokens": 0},
+            "planned_route": self.planned_route,
+            "degraded": sum(self.degraded.values()),
+            "degraded_by_route": dict(self.degraded),
+            "failed": sum(self.failed.values()),
+            "failed_by_type": dict(self.failed),
+            "skipped_by_reason": dict(self.skipped),
+            "not_answered": not_answered,
+            "blank": self.blank,
+            "usage": {k: self.tokens[k] for k in ("input_tokens", "output_tokens")},
+            "usage_paid": {k: self.tokens_paid[k] for k in ("input_tokens", "output_tokens")},
             "cost_usd": round(self.cost_usd, 6),
+            "paid_usd": round(self.paid_usd, 6),
             "cached": self.cached,
+            "interrupted": interrupted,
             "ledger": self.ledger.check(),
         }
+        summary["outcome"] = outcome.decide(summary)
+        summary["exit_code"] = outcome.exit_code(summary)
+        summary["headline"] = outcome.headline(summary)
+        return summary
 
     def finish(self, manifest: dict[str, Any]) -> None:
         """Put results.jsonl in place and write manifest.json (last, so it marks a whole run)."""

@@ -18,6 +18,11 @@ STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 STATUS_SKIPPED = "skipped"
 
+# Error types of skipped records (a skipped record always says why).
+BUDGET_EXCEEDED = "budget_exceeded"
+NO_CHART = "no_chart"
+INTERRUPTED = "interrupted"
+
 
 @dataclass(frozen=True)
 class Document:
@@ -111,6 +116,15 @@ class Record:
     region: int | None = None  # chart: 1-based chart index on the page
     cached: bool = False  # answered from the resume cache, no request sent
     tried: list[dict[str, Any]] = field(default_factory=list)  # [{"route", "error": {...}}] rungs that failed
+    planned_route: str | None = None  # the rung the job planned for this unit (the ladder's first)
+    degraded: bool = False  # ok, but answered by a later rung than the planned one (why: fallback_reason)
+    paid_usd: float = 0.0  # what this run paid for this record (0 for an answer from the cache)
+    blank: bool = False  # the page has no ink: an empty answer that is correct, and nothing was sent
+
+    @property
+    def nothing_to_answer(self) -> bool:
+        """A skipped record that is the true answer (a page with no chart for the chart task)."""
+        return self.status == STATUS_SKIPPED and self.error is not None and self.error.type == NO_CHART
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -19,15 +19,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import answers, local, prompts, tokens
+from .blank import is_blank
 from .cache import AnswerCache, cache_key
 from .config import EndpointSpec, RunConfig, TaskSpec
 from .errors import InputError, OCRError
 from .guards import Budget, BudgetExceeded, CircuitBreaker
 from .messages import ChatRequest, ChatResponse, ImagePart, Usage
 from .plan import DocumentPlan
+from .preflight import PreflightReport, endpoint_for, ladder_plan
 from .records import (
-    ROUTE_TEXT_FALLBACK, ROUTE_VISION, ROUTE_VISION_ALT, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, Document,
-    ErrorInfo, Page, Record,
+    BUDGET_EXCEEDED, INTERRUPTED, NO_CHART, ROUTE_TEXT_FALLBACK, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED,
+    Document, ErrorInfo, Page, Record,
 )
 from .render import render_page
 
@@ -62,68 +64,52 @@ def _image_part(page: Page) -> ImagePart:
 class Router:
     """Answers pages for one run. Thread-safe; one per process."""
 
-    def __init__(self, cfg: RunConfig, *, make_client=None, on_render=None, thumb_edge: int = 0) -> None:
+    def __init__(self, cfg: RunConfig, *, make_client=None, on_render=None, thumb_edge: int = 0,
+                 stop: threading.Event | None = None) -> None:
         """``on_render(page)`` sees every rendered page (the flow writes thumbnails with it);
-        with ``thumb_edge`` each page also carries a thumbnail of that size."""
+        with ``thumb_edge`` each page also carries a thumbnail of that size. Once ``stop`` is
+        set, no new page or request starts (pages not started are ``skipped: interrupted``)."""
         self.cfg = cfg
         self.on_render = on_render
         self.thumb_edge = thumb_edge
+        self.stop = stop or threading.Event()
         self._pool: ThreadPoolExecutor | None = None
         self.cache = AnswerCache(cfg.cache_path(), cfg.cache)
         self.budget = Budget(cfg.budget_usd)
+        self.prices = cfg.prices_table()
         self._make_client = make_client
         self._lock = threading.Lock()
         self.rungs = self._build_rungs()
+        # Records of finished pages and document units, by (path, page or (task, question)):
+        # a stopped run writes them even when the task that holds them has not reported back.
+        self.done: dict[tuple, Any] = {}
 
     # -- set-up ---------------------------------------------------------------------------
     def _client_for(self, spec: EndpointSpec):
-        from .providers import Endpoint, make_client
+        from .providers import make_client
 
-        ep = Endpoint(
-            profile=spec.profile, base_url=spec.base_url, vision_model=spec.vision_model,
-            text_model=spec.text_model, timeout=spec.timeout, max_retries=spec.max_retries,
-            backoff_base=spec.backoff_base, backoff_max=spec.backoff_max, concurrency=self.cfg.concurrency,
-            api_key=_api_key(spec),
-        )
-        return (self._make_client or make_client)(ep)
+        return (self._make_client or make_client)(endpoint_for(spec, self.cfg.concurrency))
 
     def _build_rungs(self) -> list[Rung]:
-        cfg, rungs = self.cfg, []
-        if cfg.endpoint.remote:
-            client = self._client_for(cfg.endpoint)
-            ep = client.endpoint
-            if ep.vision_model:
-                rungs.append(Rung(ROUTE_VISION, cfg.endpoint, ep.vision_model, client))
-            if cfg.vision_alt and cfg.vision_alt.remote:
-                alt = self._client_for(cfg.vision_alt)
-                if alt.endpoint.vision_model:
-                    rungs.append(Rung(ROUTE_VISION_ALT, cfg.vision_alt, alt.endpoint.vision_model, alt))
-            if ep.text_model:
-                rungs.append(Rung(ROUTE_TEXT_FALLBACK, cfg.endpoint, ep.text_model, client))
+        """The ladder: the remote rungs ``preflight.ladder_plan`` plans (one client per endpoint),
+        then the local engine. The first rung is every unit's planned route."""
+        rungs, clients = [], {}
+        for plan in ladder_plan(self.cfg):
+            if id(plan.spec) not in clients:
+                clients[id(plan.spec)] = self._client_for(plan.spec)
+            rungs.append(Rung(plan.route, plan.spec, plan.model, clients[id(plan.spec)]))
         rungs.append(Rung("local"))
         return rungs
 
-    def check_models(self) -> list[str]:
-        """Ask each endpoint once whether its models exist; retired or unknown models take
-        their rung out of the ladder. Returns one line per problem."""
-        problems = []
-        seen: dict[int, Any] = {}
+    @property
+    def planned_route(self) -> str:
+        return self.rungs[0].route
+
+    def apply_preflight(self, report: PreflightReport) -> None:
+        """Take the rungs that preflight found unusable out of the ladder."""
         for rung in self.rungs:
-            if not rung.remote:
-                continue
-            report = seen.get(id(rung.client))
-            if report is None:
-                report = seen[id(rung.client)] = rung.client.check_models()
-            if rung.model in report.retired:
-                rung.unavailable = f"model {rung.model} is retired: {report.retired[rung.model]}"
-            elif rung.model in report.unknown:
-                rung.unavailable = (f"model {rung.model} is not offered by {rung.spec.profile} "
-                                    f"(likely replacement: Mistral Medium 3.5)")
-            elif report.error and not report.available:
-                continue  # listing failed (e.g. no /models route): let the requests tell
-            if rung.unavailable:
-                problems.append(f"{rung.route}: {rung.unavailable}")
-        return problems
+            if rung.route in report.unavailable:
+                rung.unavailable = report.unavailable[rung.route]
 
     def serving(self, task: TaskSpec) -> list[Rung]:
         return [r for r in self.rungs if self._applies(r, task) and not r.unavailable]
@@ -133,9 +119,10 @@ class Router:
             return task.kind == "transcribe" and self.cfg.local_fallback
         return True
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Stop the page threads (``wait=False``: a stopped run leaves requests in flight)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)
         closed = set()
         for r in self.rungs:
             if r.client is not None and id(r.client) not in closed:
@@ -152,9 +139,11 @@ class Router:
         out = []
         for (plan, number), fut in zip(pages, futures):
             try:
-                out.append(fut.result())
+                recs = fut.result()
             except Exception as e:  # noqa: BLE001 - a bug or an odd page must not take the batch down
-                out.append(self.page_failures(plan, number, e))
+                recs = self.page_failures(plan, number, e)
+            self.done[(plan.document.path, number)] = recs
+            out.append(recs)
         return out
 
     def _workers(self) -> ThreadPoolExecutor:
@@ -171,10 +160,23 @@ class Router:
         return [failed_record(plan, number, t, exc, question=q) for t in self.cfg.tasks if t.scope == "page"
                 for q in t.units()]
 
+    def interrupted(self, plan: DocumentPlan, number: int | None, tasks: list[TaskSpec]) -> list[Record]:
+        """Records for units that were not started because the run was stopped."""
+        return [self._interrupted_record(plan.document, number, t, q, t.scope) for t in tasks for q in t.units()]
+
+    def _interrupted_record(self, doc: Document, number: int | None, task: TaskSpec, question: str | None,
+                            scope: str = "page") -> Record:
+        where = f"{doc.path} page {number}" if number else doc.path
+        return self._record(doc, number, task, question, status=STATUS_SKIPPED, scope=scope,
+                            error=ErrorInfo(
+                                INTERRUPTED, f"{where}: not answered, the run was interrupted (a rerun answers it)"))
+
     def answer_page(self, plan: DocumentPlan, number: int) -> list[Record]:
         """Every page-scope task for one page: a list of records, one per unit."""
         doc, cfg = plan.document, self.cfg
         page_tasks = [t for t in cfg.tasks if t.scope == "page"]
+        if self.stop.is_set():
+            return self.interrupted(plan, number, page_tasks)
         try:
             page = render_page(doc, number, cfg.render, cfg.password, self.thumb_edge)
         except InputError as e:
@@ -182,6 +184,8 @@ class Router:
                     for t in page_tasks for q in t.units()]
         if self.on_render is not None:
             self.on_render(page)
+        if _blank(page):
+            return [self._blank_record(doc, page, t, q) for t in page_tasks for q in t.units()]
         out = []
         ocr_text = _Lazy(lambda: self._ocr_text(page))
         for task in page_tasks:
@@ -191,6 +195,14 @@ class Router:
                 else:
                     out.append(self._answer_unit(plan, task, question, [page], ocr_text))
         return out
+
+    def _blank_record(self, doc: Document, page: Page, task: TaskSpec, question: str | None) -> Record:
+        """A page without ink: its empty answer is correct and costs nothing (no chart on it)."""
+        if task.kind == "chart":
+            return self._record(doc, page.number, task, None, status=STATUS_SKIPPED, image=image_info(page),
+                                error=ErrorInfo(NO_CHART, f"{doc.path} page {page.number}: blank page, no chart"))
+        return self._record(doc, page.number, task, question, status=STATUS_OK, answer="", blank=True,
+                            image=image_info(page))
 
     def _ocr_text(self, page: Page) -> str:
         if page.has_text_layer:
@@ -203,8 +215,8 @@ class Router:
         doc = plan.document
         regions = charts.chart_regions_for(doc, page.number, self.cfg.password)
         if not regions:
-            return [self._record(doc, page.number, task, None, status=STATUS_SKIPPED,
-                                 fallback_reason="no chart found on this page", image=image_info(page))]
+            return [self._record(doc, page.number, task, None, status=STATUS_SKIPPED, image=image_info(page),
+                                 error=ErrorInfo(NO_CHART, f"{doc.path} page {page.number}: no chart found"))]
         out = []
         for region in regions:
             crop = page if region.source == "whole-image" else charts.render_region(
@@ -218,6 +230,8 @@ class Router:
     def answer_document(self, plan: DocumentPlan, task: TaskSpec, question: str | None) -> Record:
         """One answer for a whole document: its pages go together, 8 images per request."""
         doc, cfg = plan.document, self.cfg
+        if self.stop.is_set():
+            return self._interrupted_record(doc, None, task, question, "document")
         pages: list[Page] = []
         try:
             for n in range(1, plan.pages + 1):
@@ -225,6 +239,11 @@ class Router:
         except InputError as e:
             return self._record(doc, None, task, question, status=STATUS_FAILED, scope="document",
                                 pages=list(range(1, plan.pages + 1)), error=ErrorInfo.from_exception(e))
+        inked = [p for p in pages if not _blank(p)]  # blank pages are not sent to a model
+        if not inked:
+            return self._record(doc, None, task, question, status=STATUS_OK, answer="", blank=True,
+                                scope="document", pages=[p.number for p in pages])
+        pages = inked
         text = _Lazy(lambda: "\n\n".join(f"[page {p.number}]\n{self._ocr_text(p)}" for p in pages))
         return self._answer_unit(plan, task, question, pages, text, scope="document")
 
@@ -245,13 +264,18 @@ class Router:
         hit = self.cache.get(key)
         if hit is not None:
             hit.document = doc.path  # the same bytes may sit under another name this time
-            return hit
+            if not hit.degraded or cfg.accept_degraded:
+                return hit
+        # A degraded answer from an earlier run: the rungs above it get another try; the
+        # degraded answer stays only if they fail again.
+        rungs = self.rungs if hit is None else self.rungs[:self._rung_index(hit)]
+        where = f"{doc.path} page {number}" if number else doc.path
         t0 = time.perf_counter()
         acc = _Accounting()
         tried: list[dict] = []
-        base = dict(scope=scope, pages=page_list, region=region,
+        base = dict(scope=scope, pages=page_list, region=region, planned_route=self.planned_route,
                     image=image_info(pages[0]) if len(pages) == 1 else None)
-        for rung in self.rungs:
+        for rung in rungs:
             if not self._applies(rung, task):
                 continue
             if rung.unavailable:
@@ -260,7 +284,7 @@ class Router:
             if rung.route == "local":
                 rec = self._local(doc, pages[0], plan, task, tried, acc, base)
                 if rec is not None:
-                    return self._done(key, rec, t0)
+                    return self._done(key, self._ranked(rec, rung), t0)
                 continue
             if not rung.breaker.allow():
                 tried.append({"route": rung.route, "error": {"type": "circuit_open",
@@ -284,24 +308,51 @@ class Router:
                 result = self._ask(rung, task, question, pages if use_images else [], source_text or "",
                                    caption, acc)
             except BudgetExceeded as e:
+                if hit is not None:
+                    return self._kept(key, hit, tried, acc, t0)
                 return self._done(None, self._record(
                     doc, number, task, question, status=STATUS_SKIPPED, fallback_reason=str(e),
-                    tried=tried, **acc.fields(), **base), t0)
+                    error=ErrorInfo(BUDGET_EXCEEDED, f"{where}: not sent: {e}"), tried=tried,
+                    **acc.fields(), **base), t0)
             except _RungFailed as e:
                 tried.append({"route": rung.route, "error": e.info})
                 continue
+            except _Interrupted:
+                return hit if hit is not None else self._interrupted_record(doc, number, task, question, scope)
             rec = self._record(doc, number, task, question, status=STATUS_OK, route=rung.route,
                                model=rung.model, provider=rung.spec.profile, tried=tried,
                                fallback_reason=_reason(tried), **acc.fields(), **base, **result)
             if use_images and pages[0].has_text_layer and task.kind in ("transcribe", "ask"):
                 rec.agreement, rec.flags = answers.cross_check(rec.answer or "", "\n".join(p.text for p in pages))
-            return self._done(key, rec, t0)
+            return self._done(key, self._ranked(rec, rung), t0)
+        if hit is not None:
+            return self._kept(key, hit, tried, acc, t0)
         last = tried[-1]["error"] if tried else {"type": "no_route", "message": "no rung can serve this task"}
         return self._done(None, self._record(
             doc, number, task, question, status=STATUS_FAILED, tried=tried,
-            error=ErrorInfo(last["type"], "; ".join(f"{t['route']}: {t['error']['message']}" for t in tried)
-                            or last["message"]),
+            error=ErrorInfo(last["type"], f"{where}: " + ("; ".join(f"{t['route']}: {t['error']['message']}"
+                                                                    for t in tried) or last["message"])),
             **acc.fields(), **base), t0)
+
+    def _rung_index(self, rec: Record) -> int:
+        """Where on the ladder a record's answer came from (local-text/local-ocr: the local rung)."""
+        route = "local" if (rec.route or "").startswith("local") else rec.route
+        return next((i for i, r in enumerate(self.rungs) if r.route == route), len(self.rungs))
+
+    def _ranked(self, rec: Record, rung: Rung) -> Record:
+        rec.degraded = rung is not self.rungs[0]
+        if rec.degraded and not rec.fallback_reason:
+            rec.fallback_reason = f"{self.planned_route}: not tried"
+        return rec
+
+    def _kept(self, key: str, hit: Record, tried: list[dict], acc: "_Accounting", t0: float) -> Record:
+        """The planned route failed again: the degraded answer stays, with what this try cost."""
+        hit.tried = tried
+        hit.fallback_reason = _reason(tried) or hit.fallback_reason
+        hit.paid_usd = round(acc.cost, 8)
+        hit.cost_usd = round(hit.cost_usd + acc.cost, 8)
+        self.cache.put(key, hit)
+        return hit
 
     def _done(self, key: str | None, rec: Record, t0: float) -> Record:
         rec.latency_ms = round((time.perf_counter() - t0) * 1000, 1)
@@ -314,6 +365,10 @@ class Router:
             ans = local.transcribe(page, self.cfg.render, plan.running_lines, self.cfg.password)
         except OCRError as e:
             tried.append({"route": "local", "error": ErrorInfo.from_exception(e).__dict__})
+            return None
+        if not ans.markdown.strip():  # the page has ink (blank pages never get here)
+            tried.append({"route": "local", "error": {"type": "no_text_found", "message": (
+                "the local engine found no text on a page that is not blank (a photo or a drawing?)")}})
             return None
         return self._record(doc, page.number, task, None, status=STATUS_OK, route=ans.route, answer=ans.markdown,
                             model=ans.model, provider="local", tried=tried, fallback_reason=_reason(tried),
@@ -328,7 +383,7 @@ class Router:
             return self._extract(rung, task, images, text, acc)
         req = prompts.build_request(self.cfg, task, images=images, text=text, question=question,
                                     caption=caption, model=rung.model)
-        resp = self._call(rung, req, acc)
+        resp = self._answer_call(rung, req, acc)
         answer = self._text(rung, resp)
         if task.kind == "chart":
             try:
@@ -357,7 +412,7 @@ class Router:
             "Question: {question}"), max_tokens=task.max_tokens)
         req = prompts.build_request(self.cfg, merge, text=joined, question=question,
                                     model=self._text_model() or rung.model)
-        return {"answer": self._text(rung, self._call(rung, req, acc))}
+        return {"answer": self._text(rung, self._answer_call(rung, req, acc))}
 
     def _text_model(self) -> str | None:
         return next((r.model for r in self.rungs if r.route == ROUTE_TEXT_FALLBACK), None)
@@ -371,7 +426,7 @@ class Router:
             mode = JSON_MODES[rung.json_mode]
             req = prompts.build_request(self.cfg, task, images=images, text=text, model=rung.model, mode=mode)
             try:
-                resp = self._call(rung, req, acc, raw_errors=(BadRequest, UnprocessableError))
+                resp = self._answer_call(rung, req, acc, raw_errors=(BadRequest, UnprocessableError))
                 break
             except (BadRequest, UnprocessableError) as e:
                 if rung.json_mode + 1 < len(JSON_MODES) and _about_format(e):
@@ -383,7 +438,7 @@ class Router:
         data, errors = self._parse_validate(raw, task)
         if errors:
             fix = prompts.repair_request(req, raw, errors)
-            raw2 = self._text(rung, self._call(rung, fix, acc))
+            raw2 = self._text(rung, self._answer_call(rung, fix, acc))
             data2, errors2 = self._parse_validate(raw2, task)
             if data2 is not None and (not errors2 or data is None):
                 data, errors, raw = data2, errors2, raw2
@@ -405,13 +460,33 @@ class Router:
         except answers.AnswerError as e:
             raise _RungFailed(e) from None
 
+    def _answer_call(self, rung: Rung, req: ChatRequest, acc: "_Accounting", raw_errors=()) -> ChatResponse:
+        """``_call``, and an answer that repeats itself (a loop until max_tokens, a known failure
+        of vision models on dense tables) is asked once more with other sampling; a second loop
+        fails the rung like an empty answer."""
+        resp = self._call(rung, req, acc, raw_errors)
+        loop = answers.degenerate(resp.text or "")
+        if loop is None:
+            return resp
+        retry = dataclasses.replace(req, temperature=0.7 if (req.temperature or 0) < 0.5 else 0.2,
+                                    seed=(req.seed or 0) + 1)
+        resp = self._call(rung, retry, acc, raw_errors)
+        again = answers.degenerate(resp.text or "")
+        if again is not None:
+            raise _RungFailed(answers.AnswerError(f"{again}, also when asked again with other sampling",
+                                                  "degenerate_answer"))
+        return resp
+
     def _call(self, rung: Rung, req: ChatRequest, acc: "_Accounting", raw_errors=()) -> ChatResponse:
         """One request on a rung, within the budget; provider errors become _RungFailed
         (except ``raw_errors``, which the caller handles)."""
         from .providers.errors import FinalError, ModelGoneError, ProviderError, RetryableError
 
+        if self.stop.is_set():
+            raise _Interrupted()
         # The exact prompt count costs milliseconds a page (mistral_common); only a limit needs it.
-        reserved = self.budget.reserve(worst_case_cost(req, rung.model) if self.budget.limit is not None else 0.0)
+        reserved = self.budget.reserve(
+            worst_case_cost(req, rung.model, self.prices) if self.budget.limit is not None else 0.0)
         try:
             resp = rung.client.complete(req, stream=self.cfg.stream)
         except BaseException as e:
@@ -428,16 +503,21 @@ class Router:
             raise _RungFailed(e) from None
         rung.breaker.success()
         usage = resp.usage or Usage()
-        actual = usage.cost_usd if usage.cost_usd is not None else tokens.cost_usd(rung.model, usage)
+        actual = usage.cost_usd if usage.cost_usd is not None else (self.prices.cost(rung.model, usage) or 0.0)
         self.budget.settle(reserved, actual)
         acc.add(resp, actual)
         return resp
 
     def _record(self, doc: Document, page: int | None, task: TaskSpec, question: str | None, **kw) -> Record:
         kw.setdefault("route", None)
+        kw.setdefault("planned_route", self.planned_route)
         if task.kind == "extract":
             kw.setdefault("schema", task.schema_name)
         return Record(document=doc.path, sha256=doc.sha256, page=page, task=task.kind, question=question, **kw)
+
+
+class _Interrupted(Exception):
+    """The run was stopped before this unit's next request."""
 
 
 class _RungFailed(Exception):
@@ -461,7 +541,12 @@ class _Accounting:
 
     def fields(self) -> dict:
         return {"usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
-                "cost_usd": round(self.cost, 8), "attempts": self.attempts}
+                "cost_usd": round(self.cost, 8), "paid_usd": round(self.cost, 8), "attempts": self.attempts}
+
+
+def _blank(page: Page) -> bool:
+    """No text layer and no ink on the image: nothing to answer, nothing to pay for."""
+    return not page.has_text_layer and is_blank(page.image)
 
 
 class _Lazy:
@@ -476,9 +561,10 @@ class _Lazy:
         return self.value
 
 
-def worst_case_cost(req: ChatRequest, model: str | None) -> float:
-    """Exact prompt tokens plus the whole max_tokens, at the model's price."""
-    price = tokens.price_for(model or "")
+def worst_case_cost(req: ChatRequest, model: str | None, prices) -> float:
+    """Exact prompt tokens plus the whole max_tokens, at the model's price (a budget is only
+    accepted when every model of the job has one: ``RunConfig.validate_budget``)."""
+    price = prices.get(model)
     if price is None:
         return 0.0
     prompt = tokens.estimate_prompt_tokens(req, model)
@@ -515,14 +601,6 @@ def _merge_objects(objs: list[Any]) -> Any:
                 elif isinstance(merged[k], list) and isinstance(v, list):
                     merged[k] = merged[k] + v
     return merged
-
-
-def _api_key(spec: EndpointSpec) -> str | None:
-    import os
-
-    if spec.api_key_env:
-        return os.environ.get(spec.api_key_env)
-    return None  # the profile's own variable, read by Endpoint.resolved()
 
 
 def failed_record(plan: DocumentPlan, number: int | None, task: TaskSpec, exc: BaseException,

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from flows.cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, main
+from flows.cli import EXIT_DEGRADED, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, main
 from pipeline import outputs
 from pipeline.outputs import read_results
 from pipeline.testing.helpers import FAKE_KEY
@@ -109,17 +109,19 @@ def test_ledger_catches_a_dropped_record(emu, tmp_path, samples, monkeypatch, ca
 
 
 def test_budget_skips_pages_and_says_so(emu, tmp_path, samples, capsys):
-    assert run(emu, samples / "report.pdf", out=tmp_path, extra=["--budget-usd", "0.04"]) == EXIT_OK
+    assert run(emu, samples / "report.pdf", out=tmp_path, extra=["--budget-usd", "0.04"]) == EXIT_FAILURES
     recs = read_results(str(tmp_path))
     skipped = [r for r in recs if r.status == "skipped"]
-    assert skipped and all("budget" in r.fallback_reason for r in skipped)
+    assert skipped and all("budget" in r.fallback_reason and r.error.type == "budget_exceeded" for r in skipped)
+    assert len(skipped) < len(recs)
     assert len(chats(emu)) == len(recs) - len(skipped)
-    assert "skipped" in capsys.readouterr().out
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("pixtract: INCOMPLETE") and f"budget reached: {len(skipped)}" in first
 
 
 def test_retired_model_reported_and_rung_skipped(emu, tmp_path, samples, capsys):
     emu.configure(retired_models=["pixtral-large-2411"])
-    assert run(emu, samples / "report.pdf", out=tmp_path) == EXIT_OK
+    assert run(emu, samples / "report.pdf", out=tmp_path) == EXIT_DEGRADED
     err = capsys.readouterr().err
     assert "pixtral-large-2411" in err and "retired" in err and "Mistral Medium 3.5" in err
     assert {r.route for r in read_results(str(tmp_path))} == {"text-fallback"}
@@ -129,7 +131,8 @@ def test_no_rung_can_serve_stops_the_run(emu, tmp_path, samples, capsys):
     emu.configure(retired_models=["pixtral-large-2411", "mistral-large-2411"])
     code = run(emu, samples / "report.pdf", out=tmp_path, extra=["--task", "ask", "--question", "Q?"])
     assert code == EXIT_USAGE
-    assert "no route can serve task 'ask'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no model of this job can be used" in err and "--vision-model" in err
     assert chats(emu) == []
 
 

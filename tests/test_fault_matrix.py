@@ -77,7 +77,10 @@ max_edge = 320
     assert sorted(r.page for r in recs) == list(range(1, PAGES + 1))
     statuses = Counter(r.status for r in recs)
     assert set(statuses) <= {"ok", "failed"} and statuses["ok"] > PAGES * 0.8
-    assert code == (1 if statuses["failed"] else 0)
+    degraded = sum(r.degraded for r in recs)
+    assert degraded == sum(r.route == "text-fallback" for r in recs)
+    assert code == (1 if statuses["failed"] else 3 if degraded else 0)
+    assert manifest["outcome"] == ("incomplete" if statuses["failed"] else "degraded" if degraded else "complete")
     for r in recs:
         if r.status == "ok":
             assert r.route in ("vision", "text-fallback") and r.answer and r.answer.strip()

@@ -103,12 +103,16 @@ def test_scanned_page_text_fallback_uses_local_ocr(emu, tmp_path, samples):
 
 
 def test_retired_model_skipped_at_start_without_requests(emu, tmp_path, samples):
+    from pipeline.preflight import preflight
+
     emu.configure(retired_models=[VISION])
-    router = Router(make_cfg(emu, tmp_path))
-    problems = router.check_models()
-    assert any(VISION in p and "Mistral Medium 3.5" in p for p in problems)
+    cfg = make_cfg(emu, tmp_path)
+    router = Router(cfg)
+    report = preflight(cfg)
+    assert any(VISION in p and "Mistral Medium 3.5" in p for p in report.notes)
+    router.apply_preflight(report)
     [rec] = router.answer_page(plan(samples / "report.pdf"), 1)
-    assert rec.route == "text-fallback"
+    assert rec.route == "text-fallback" and rec.degraded and rec.planned_route == "vision"
     assert chat_requests(emu, VISION) == []
 
 
@@ -152,14 +156,14 @@ def test_budget_stops_new_requests(emu, tmp_path, samples):
     cfg = make_cfg(emu, tmp_path)
     page = render_page(p.document, 1, cfg.render)
     worst = worst_case_cost(prompts.build_request(cfg, cfg.tasks[0], images=[_image_part(page)],
-                                                  text=page.text, model=VISION), VISION)
+                                                  text=page.text, model=VISION), VISION, cfg.prices_table())
     # room for the first page's worst case, not for a second one on top of what it spent
     router = Router(make_cfg(emu, tmp_path, budget_usd=worst * 1.1))
     recs = [router.answer_page(p, n)[0] for n in (1, 2, 3)]
     statuses = [r.status for r in recs]
     assert statuses[0] == "ok" and "skipped" in statuses
     skipped = [r for r in recs if r.status == "skipped"]
-    assert all("budget" in r.fallback_reason for r in skipped)
+    assert all("budget" in r.fallback_reason and r.error.type == "budget_exceeded" for r in skipped)
     assert len(chat_requests(emu)) == statuses.count("ok")
     assert 0 < router.budget.spent <= worst * 1.1
 
@@ -207,7 +211,7 @@ def test_chart_image_gives_csv_rows(emu, tmp_path, samples):
 
 def test_chart_task_on_page_without_chart_is_skipped(emu, tmp_path, samples):
     [rec] = Router(make_cfg(emu, tmp_path, task=TaskSpec("chart"))).answer_page(plan(samples / "rotated.pdf"), 1)
-    assert rec.status == "skipped" and "no chart" in rec.fallback_reason
+    assert rec.status == "skipped" and rec.error.type == "no_chart" and "no chart" in rec.error.message
     assert chat_requests(emu) == []
 
 

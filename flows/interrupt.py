@@ -1,0 +1,95 @@
+"""Ctrl-C and SIGTERM for ``pixtract run``: stop new work at once, write what is done, exit.
+
+The flow runs on a thread of its own, so the main thread is always free to take a signal.
+On SIGINT (what a terminal sends to its foreground process group) or SIGTERM the run's stop
+event is set: the router starts no new page or request, answers in flight get a few seconds,
+every planned unit gets its record, and the outputs are written. Then the main thread stops
+the temporary Prefect server, and the process exits 130 (SIGINT) or 143 (SIGTERM) without
+waiting on Prefect: its API may be gone already (a terminal's Ctrl-C reaches the temporary
+server too), and its clients would retry for a minute. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.outcome import SIGNAL_EXIT
+
+WRITE_WAIT_S = 4.5  # after the signal: time for the run to write its outputs (answers in flight get 3 s)
+
+
+@dataclass
+class Finished:
+    value: Any = None
+    error: BaseException | None = None
+
+
+def run_stoppable(fn: Callable[[], Any], local) -> Finished | str:
+    """Run ``fn`` (the flow) on a thread; return its result, or the signal's name once the run
+    was stopped (its outputs written when ``local.written`` is set)."""
+    box = Finished()
+
+    def target() -> None:
+        try:
+            box.value = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller as is
+            box.error = e
+
+    def on_signal(signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if local.stop.is_set():  # a second Ctrl-C: leave now
+            stop_prefect_server(wait=0.5)
+            os._exit(SIGNAL_EXIT.get(name, 130))
+        local.signal = name
+        local.stop.set()
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # A shell's background job ignores SIGINT on purpose; keep it that way.
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, on_signal)
+    worker = threading.Thread(target=target, name="pixtract-flow", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+            if local.stop.is_set():
+                local.written.wait(WRITE_WAIT_S)
+                return local.signal or "SIGINT"
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return box
+
+
+def stop_prefect_server(wait: float = 2.0) -> None:
+    """Stop the temporary Prefect API server this process started, if any (what Prefect's own
+    atexit hook does, which an immediate exit skips)."""
+    server_module = sys.modules.get("prefect.server.api.server")
+    if server_module is None:
+        return
+    for server in list(getattr(server_module.SubprocessASGIServer, "_instances", {}).values()):
+        proc = getattr(server, "server_process", None)
+        if proc is None or proc.poll() is not None:
+            continue
+        proc.terminate()
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(1)
+
+
+def exit_now(code: int) -> None:
+    """Flush and leave without waiting for Prefect's threads."""
+    stop_prefect_server()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
