@@ -309,6 +309,9 @@ def check_out_dir(out: str, fingerprint: str, overwrite: bool = False) -> None:
     if fingerprint in ((old or {}).get("config_fingerprint"), started):
         return
     ours = old is not None or os.path.isdir(os.path.join(out, WORK_DIR))
+    if ours and old is None and not _answered_anything(out):
+        atomic_write(stamp, fingerprint)  # a run that stopped before any answer blocks nothing
+        return
     if not overwrite:
         if ours:
             raise UsageError(f"{out} holds the outputs of a different run (other inputs, tasks or models); "
@@ -326,6 +329,16 @@ def check_out_dir(out: str, fingerprint: str, overwrite: bool = False) -> None:
     for name in OWN_DIRS:
         shutil.rmtree(os.path.join(out, name), ignore_errors=True)
     atomic_write(stamp, fingerprint)
+
+
+def _answered_anything(out: str) -> bool:
+    """Did an earlier run in ``out`` write any output or cached answer?"""
+    if any(os.path.exists(os.path.join(out, name)) for name in OWN_FILES):
+        return True
+    for root, _, files in os.walk(os.path.join(out, WORK_DIR)):
+        if any(f != "fingerprint" for f in files):
+            return True
+    return any(not name.startswith(".") and name not in OWN_DIRS for name in os.listdir(out))
 
 
 def _remove(path: str) -> None:

@@ -327,3 +327,27 @@ def test_an_answer_that_loops_twice_falls_down_the_ladder(emu, tmp_path, samples
     recs = read_results(str(tmp_path))
     [bad] = [r for r in recs if r.degraded]
     assert bad.route == "text-fallback" and "degenerate_answer" in bad.fallback_reason
+
+
+def test_a_run_stopped_before_any_answer_does_not_block_the_corrected_rerun(emu, tmp_path, samples):
+    out = tmp_path / "out"
+    (out / ".pixtract").mkdir(parents=True)
+    (out / ".pixtract" / "fingerprint").write_text("another-job")  # what a stopped run leaves
+    assert run(emu, samples / "report.pdf", out=out) == EXIT_OK
+    (out / ".pixtract" / "fingerprint").write_text("another-job")  # now with answers: it blocks
+    assert run(emu, samples / "chart.png", out=out) == EXIT_USAGE
+
+
+def test_the_prefect_flow_run_says_the_outcome(emu, tmp_path, samples):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    emu.inject("500", count=1, model="pixtral-large-2411")
+    assert run(emu, samples / "report.pdf", out=tmp_path, extra=["--max-retries", "0"]) == EXIT_DEGRADED
+    with get_client(sync_client=True) as client:
+        [latest] = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)
+        arts = client.read_artifacts()
+    assert latest.state.type.value == "COMPLETED" and latest.state.name == "Degraded"
+    assert latest.state.message.startswith("DEGRADED: all 3 records answered")
+    summary = [a for a in arts if a.key == "pixtract-summary" and a.flow_run_id == latest.id]
+    assert summary and "DEGRADED" in summary[0].data
