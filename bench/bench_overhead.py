@@ -225,7 +225,7 @@ def run(memory_results: Path | None = None, sizes: tuple[int, ...] = (100, 600),
     rows, source = None, None
     if memory_results and Path(memory_results).exists():
         data = json.loads(Path(memory_results).read_text())
-        rows = [dict(r) for r in data.get("runs", []) if r.get("rc") in (0, 1)]
+        rows = [dict(r) for r in data.get("runs", []) if r.get("rc") in (0, 1, 3)]  # 3: degraded
         if len(rows) >= 2:
             source = f"{memory_results} (bench_memory runs)"
         else:
