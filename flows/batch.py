@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ from pipeline.report import THUMB_MAX_EDGE, build_report, save_thumbnail
 from pipeline.route import RENDER_AHEAD, Router, failed_record
 
 from . import progress
+from .apiwatch import ApiWatch
 
 # Secrets never travel as flow parameters (Prefect stores those in plain text). A deployment's
 # worker gets the PDF password from this environment variable; an in-process run hands it over
@@ -73,6 +75,7 @@ class LocalRun:
     signal: str | None = None  # SIGINT or SIGTERM, once stop is set by a signal
     preflight: PreflightReport | None = None
     written: threading.Event = field(default_factory=threading.Event)  # outputs are on disk
+    api_lost: threading.Event = field(default_factory=threading.Event)  # the Prefect API went away
     summary: dict[str, Any] | None = None
 
 
@@ -183,7 +186,9 @@ def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, th
         if not router.serving(t):
             router.close()
             raise UsageError(f"no route can serve task {t.kind!r}: " + "; ".join(problems))
-    art = RunArtifacts(f"pages answered, {os.path.basename(cfg.out.rstrip(os.sep)) or cfg.out}") if artifacts else None
+    watch = ApiWatch.for_current_api(local.api_lost).__enter__()
+    art = RunArtifacts(f"pages answered, {os.path.basename(cfg.out.rstrip(os.sep)) or cfg.out}",
+                       alive=lambda: not local.api_lost.is_set()) if artifacts else None
     unsubscribe = progress.subscribe(art) if art else (lambda: None)
     writer = OutputWriter(cfg.out)
     workers = cfg.concurrency + (RENDER_AHEAD if cfg.endpoint.remote else 0)
@@ -300,7 +305,9 @@ def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, th
         writer.abort()
         router.close(wait=False)
         unsubscribe()
+        watch.__exit__()
         raise
+    watch.__exit__()
     stopped = local.stop.is_set()
     router.close(wait=not stopped)
     if not stopped:
@@ -314,12 +321,12 @@ def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, th
                "model_problems": problems,
                "budget": {"limit_usd": cfg.budget_usd, "spent_usd": round(router.budget.spent, 6),
                           "refused_requests": router.budget.refused}, **(extra or {})}))
+    if report and not stopped:  # the report can wait for the rerun when the user asked to stop
+        build_report(cfg.out)
     local.summary = summary
     local.written.set()
     if stopped:
-        return summary  # the report and artifacts can wait for the rerun: the user asked to stop
-    if report:
-        build_report(cfg.out)
+        return summary
     if art:
         art.finish(cfg.out, summary, [d.get("markdown") for d in writer.documents])
     log.info("%s", summary["headline"])
@@ -372,9 +379,14 @@ class RunArtifacts:
     Listens to :mod:`flows.progress` (``document``/``record``) or is fed by hand (``set_progress``,
     ``add``)."""
 
-    def __init__(self, description: str, every: float = 1.0) -> None:
+    def __init__(self, description: str, every: float = 1.0, alive=lambda: True) -> None:
+        """``alive()`` says whether the Prefect API is still there: once it is not, nothing more
+        is written (each call would wait on retries)."""
         from prefect.artifacts import create_progress_artifact
 
+        self.alive = alive
+        self._updates = ThreadPoolExecutor(1, thread_name_prefix="pixtract-artifacts")
+        self._want, self._queued = 0.0, False
         self.total = 0
         self.done = 0
         self.every = every
@@ -403,14 +415,24 @@ class RunArtifacts:
             self.cost[key] += rec.cost_usd
 
     def set_progress(self, done: int, total: int, force: bool = False) -> None:
-        from prefect.artifacts import update_progress_artifact
-
         pct = 100.0 * done / total if total else 100.0
         now = time.monotonic()
         if self.id is None or pct == self._shown or (not force and pct < 100 and now - self._last < self.every):
             return
         self._last, self._shown = now, pct
-        _artifact_call(update_progress_artifact, artifact_id=self.id, progress=round(pct, 2))
+        # Off the flow's thread (a slow or vanished API must not hold up the pages), and only
+        # the newest value: updates queued behind a slow call are merged into one.
+        self._want = pct
+        if self.alive() and not self._queued:
+            self._queued = True
+            self._updates.submit(self._push)
+
+    def _push(self) -> None:
+        from prefect.artifacts import update_progress_artifact
+
+        self._queued = False
+        if self.alive():
+            _artifact_call(update_progress_artifact, artifact_id=self.id, progress=round(self._want, 2))
 
     def table(self) -> list[dict[str, Any]]:
         return [{"task": t, "route": r, "status": s, "records": n, "cost_usd": round(self.cost[(t, r, s)], 6)}
@@ -421,6 +443,9 @@ class RunArtifacts:
         from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
         self.set_progress(1, 1, force=True)
+        self._updates.shutdown(wait=self.alive())
+        if not self.alive():
+            return
         rows = self.table() or [{"task": "-", "route": "-", "status": "-", "records": 0, "cost_usd": 0.0}]
         _artifact_call(create_table_artifact, key="pixtract-pages", table=rows,
                        description="records per task, route and status, with their cost (USD)")

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections import Counter
 from typing import Any
 
@@ -176,6 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--vision-model")
     models.add_argument("--text-model")
     models.add_argument("--timeout", type=float, default=30.0)
+    srv = sub.add_parser(
+        "server", help="the local Prefect server pixtract runs for ad hoc runs: start, stop, status",
+        description="pixtract run starts a local Prefect server (127.0.0.1, its own database under "
+                    "PIXTRACT_DATA_DIR or ~/.local/share/pixtract) on first use and reuses it; it stops "
+                    "itself after PIXTRACT_SERVER_IDLE seconds (default 1800) without a run. "
+                    "PIXTRACT_PREFECT=ephemeral, or PREFECT_API_URL, opts out.",
+        epilog="examples:\n  pixtract server status\n  pixtract server stop\n"
+               "  PIXTRACT_SERVER_IDLE=600 pixtract server start", formatter_class=argparse.RawDescriptionHelpFormatter)
+    srv.add_argument("action", choices=("start", "stop", "status"))
     from .schedule import add_commands  # deploy, serve
 
     add_commands(sub, _add_config_flags)
@@ -283,12 +293,51 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (UsageError, ConfigError) as e:
         print(f"pixtract: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        managed = _use_managed_server(quiet=args.quiet or args.log_json)
+    except UsageError as e:
+        print(f"pixtract: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return _run(args, cfg, checked)
+    finally:
+        if managed:
+            from .server import release
+
+            release()
+
+
+def _use_managed_server(quiet: bool) -> bool:
+    """Point this run at pixtract's warm local Prefect server (flows/server.py), starting it if
+    needed; False when PREFECT_API_URL is set, PIXTRACT_PREFECT=ephemeral, or the server
+    cannot start (then Prefect's ephemeral API serves this run, as before)."""
+    from . import server
+
+    if server.mode() != "managed":
+        return False
+    if not quiet and server.running() is None:
+        print("pixtract: starting a local Prefect server (once: later runs reuse it) ...", file=sys.stderr)
+    try:
+        state, _ = server.ensure()
+    except RuntimeError as e:
+        print(f"pixtract: warning: {e}; this run uses Prefect's ephemeral API", file=sys.stderr)
+        return False
+    os.environ["PREFECT_API_URL"] = state.api_url
+    if not quiet:
+        print(f"pixtract: Prefect UI: {state.url}  (pixtract server status | stop)", file=sys.stderr)
+    return True
+
+
+def _run(args: argparse.Namespace, cfg, checked) -> int:
+    from pipeline.errors import UsageError
+    from pipeline.providers.errors import ConfigError
+
     _prefect_defaults(args.verbose or False)
     if args.quiet or args.log_json:
         os.environ["PREFECT_LOGGING_LEVEL"] = "ERROR"
     from . import progress
     from .batch import LocalRun, run_batch
-    from .interrupt import exit_now, run_stoppable
+    from .interrupt import API_LOST, exit_now, run_stoppable
 
     bar = _ProgressBar(enabled=not (args.no_progress or args.quiet or args.log_json) and sys.stderr.isatty())
     listeners = [progress.subscribe(bar)]
@@ -301,6 +350,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         for unsubscribe in listeners:
             unsubscribe()
+    if done == API_LOST:  # the outputs are whole; waiting on Prefect would only be retries
+        code = report(local.summary, cfg.out, quiet=args.quiet) if not args.log_json else exit_code(local.summary)
+        print("pixtract: warning: the Prefect API went away during the run: the outputs are complete, "
+              "but Prefect's history of this run is incomplete", file=sys.stderr)
+        exit_now(code)
     if isinstance(done, str):  # stopped by a signal: one line, then leave without waiting on Prefect
         print(_interrupted_line(done, local.summary, cfg.out), file=sys.stderr)
         if args.log_json and local.summary:
@@ -492,6 +546,36 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILURES
 
 
+def cmd_server(args: argparse.Namespace) -> int:
+    from pipeline.errors import UsageError
+
+    from . import server
+
+    try:
+        if args.action == "start":
+            state, started = server.ensure(register=False)
+            print(f"pixtract: Prefect server {'started' if started else 'already running'} at {state.url} "
+                  f"(pid {state.pid}; stops after {state.idle_s:.0f} s without a run)")
+        elif args.action == "stop":
+            state = server.stop()
+            print(f"pixtract: stopped the Prefect server at {state.url}" if state
+                  else "pixtract: no Prefect server of pixtract's is running")
+        else:
+            state = server.running()
+            if state is None:
+                print(f"pixtract: no Prefect server running (it starts with the next run; data in "
+                      f"{server.data_dir()})")
+                return EXIT_FAILURES
+            runs = server.active_clients(server.data_dir())
+            print(f"pixtract: Prefect server at {state.url}, pid {state.pid}, up {time.time() - state.started:.0f} s, "
+                  f"{len(runs)} run(s) in progress; stops after {state.idle_s:.0f} s without a run; "
+                  f"data in {server.data_dir()}")
+    except (UsageError, RuntimeError) as e:
+        print(f"pixtract: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
 class _ProgressBar:
     """A rich progress bar on a terminal: pages per route, failures, spend; silent otherwise."""
 
@@ -544,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad usage
     handlers = {"run": cmd_run, "estimate": cmd_estimate, "models": cmd_models, "report": cmd_report,
-                "doctor": cmd_doctor, "config": cmd_config}
+                "doctor": cmd_doctor, "config": cmd_config, "server": cmd_server}
     if args.command in handlers:
         return handlers[args.command](args)
     return args.handler(args)  # commands added by flows.schedule

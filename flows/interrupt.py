@@ -22,6 +22,7 @@ from typing import Any
 
 from pipeline.outcome import SIGNAL_EXIT
 
+API_LOST = "api-lost"
 WRITE_WAIT_S = 4.5  # after the signal: time for the run to write its outputs (answers in flight get 3 s)
 
 
@@ -32,8 +33,9 @@ class Finished:
 
 
 def run_stoppable(fn: Callable[[], Any], local) -> Finished | str:
-    """Run ``fn`` (the flow) on a thread; return its result, or the signal's name once the run
-    was stopped (its outputs written when ``local.written`` is set)."""
+    """Run ``fn`` (the flow) on a thread; return its result, the signal's name once the run
+    was stopped (its outputs written when ``local.written`` is set), or API_LOST once the
+    outputs are written but the Prefect API is gone."""
     box = Finished()
 
     def target() -> None:
@@ -63,6 +65,8 @@ def run_stoppable(fn: Callable[[], Any], local) -> Finished | str:
             if local.stop.is_set():
                 local.written.wait(WRITE_WAIT_S)
                 return local.signal or "SIGINT"
+            if local.api_lost.is_set() and local.written.is_set():
+                return API_LOST  # the outputs are whole; Prefect's bookkeeping would only retry
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

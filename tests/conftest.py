@@ -16,6 +16,9 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
 os.environ.pop("PREFECT_API_URL", None)
+# Tests run Prefect's ephemeral API (one per test process); tests/test_managed_server.py tests
+# the warm server pixtract manages for ad hoc runs, in a data folder of its own.
+os.environ["PIXTRACT_PREFECT"] = "ephemeral"
 
 import pytest  # noqa: E402
 

@@ -113,8 +113,12 @@ def test_flow_ran_in_prefect(batch):
         async with get_client() as client:
             return await client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["extract-batch"])))
 
-    states = [r.state_type.value for r in asyncio.run(runs())]
-    assert "COMPLETED" in states
+    _, out = batch
+    mine = [r for r in asyncio.run(runs()) if r.parameters["config"]["out"] == str(out)]
+    assert len(mine) == 1
+    # the batch has broken inputs on purpose: the flow run says so, as the exit code does
+    assert (mine[0].state.type.value, mine[0].state.name) == ("FAILED", "Incomplete")
+    assert mine[0].state.message.startswith("INCOMPLETE:") and "unreadable_file" in mine[0].state.message
 
 
 def test_exit_code_0_when_every_page_answered(samples, tmp_path):

@@ -86,10 +86,16 @@ def test_document_status():
     ok = rec("a", "s", 1)
     assert document_status([ok]) == "ok"
     assert document_status([ok, rec("a", "s", 2, "failed")]) == "failed"
-    budget = rec("a", "s", 2, "skipped", fallback_reason="budget of $0.01 reached")
+    budget = rec("a", "s", 2, "skipped", error=ErrorInfo("budget_exceeded", "budget of $0.01 reached"))
     assert document_status([ok, budget]) == "skipped"  # never answered: retried
-    no_chart = rec("a", "s", 2, "skipped", fallback_reason="no chart found on this page")
+    stopped = rec("a", "s", 2, "skipped", error=ErrorInfo("interrupted", "the run was interrupted"))
+    assert document_status([ok, stopped]) == "skipped"
+    no_chart = rec("a", "s", 2, "skipped", error=ErrorInfo("no_chart", "no chart found on this page"))
     assert document_status([ok, no_chart]) == "ok"  # a final answer
+    fallback = rec("a", "s", 2, degraded=True)
+    assert document_status([ok, fallback]) == "degraded"  # the next run retries the planned route
+    assert document_status([fallback, budget]) == "skipped" and document_status([fallback, budget, rec(
+        "a", "s", 3, "failed")]) == "failed"
 
 
 def test_same_bytes_under_two_names_keep_the_worse_status():
