@@ -35,6 +35,7 @@ STEPS = {
     "throughput": ["bench_throughput.py"],
     "memory": ["bench_memory.py"],
     "overhead": ["bench_overhead.py"],
+    "startup": ["bench_startup.py"],
 }
 QUICK = {
     "render": ["--pages", "20", "--no-fixtures"],
@@ -42,6 +43,7 @@ QUICK = {
     "throughput": ["--pages", "40", "--latency", "0.5", "--fault-pages", "20", "--sweep", "4", "--sweep-pages", "10"],
     "memory": ["--sizes", "20,100", "--server-sizes", "100"],
     "overhead": ["--component-pages", "20"],
+    "startup": ["--runs", "1", "--no-kill"],
 }
 
 
