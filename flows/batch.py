@@ -30,6 +30,7 @@ from pipeline.records import STATUS_FAILED, ErrorInfo, Record
 from pipeline.plan import DocumentPlan, plan_document
 from pipeline.report import THUMB_MAX_EDGE, build_report, save_thumbnail
 from pipeline.route import RENDER_AHEAD, Router, failed_record
+from pipeline.workers import WorkerSettings, start_workers
 
 from . import progress
 
@@ -148,6 +149,7 @@ def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, th
     pending: deque = deque()  # (items, future) in submission order; an item is (open doc, page or unit)
     open_docs: deque[_Open] = deque()  # documents in input order, waiting for their records
     chunk: list[tuple[_Open, int]] = []  # pages not yet submitted
+    stop_workers = start_workers(WorkerSettings.for_run(cfg, workers))  # MuPDF runs in killable processes
 
     def settle_oldest() -> None:
         items, fut = pending.popleft()
@@ -215,11 +217,13 @@ def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, th
             settle_oldest()
         flush_done()
     except BaseException:
+        stop_workers()  # first: a page thread waiting on a frozen worker returns at once
         writer.abort()
         router.close()
         unsubscribe()
         raise
     router.close()
+    stop_workers()
     unsubscribe()
     summary = writer.summary()
     finished = dt.datetime.now(dt.timezone.utc)

@@ -36,6 +36,8 @@ ENV_VARS = {
     "PIXTRACT_MAX_EDGE": "render.max_edge",
     "PIXTRACT_BUDGET_USD": "budget_usd",
     "PIXTRACT_CACHE_DIR": "cache_dir",
+    "PIXTRACT_PAGE_TIMEOUT": "page_timeout",
+    "PIXTRACT_WORKER_MEMORY_MB": "worker_memory_mb",
 }
 
 
@@ -101,6 +103,8 @@ class RunConfig:
     seed: int | None = None
     local_fallback: bool = True  # transcribe falls back to the local engine
     prices: dict[str, Any] = field(default_factory=dict)  # extra USD per 1M tokens: {model: {input, output}}
+    page_timeout: float = 60.0  # wall-clock seconds for one step of one page, or opening a document
+    worker_memory_mb: int = 4096  # address-space cap of each MuPDF worker process (0: none)
     password: str | None = field(default=None, repr=False)  # secret: never written anywhere
 
     def __post_init__(self) -> None:
@@ -138,6 +142,8 @@ class RunConfig:
             raise UsageError(f"image format must be auto, png or jpeg (got {r.image_format!r})")
         if self.concurrency < 1:
             raise UsageError("--concurrency must be at least 1")
+        if self.page_timeout <= 0 or self.worker_memory_mb < 0:
+            raise UsageError("page_timeout must be positive and worker_memory_mb at least 0 (0: no cap)")
         if self.budget_usd is not None and self.budget_usd < 0:
             raise UsageError("--budget-usd must not be negative")
         if self.endpoint.timeout <= 0 or self.endpoint.max_retries < 0:
@@ -300,6 +306,8 @@ def build_config(*layers: dict[str, Any], password: str | None = None) -> RunCon
             seed=int(d["seed"]) if d.get("seed") is not None else None,
             local_fallback=bool(d.get("local_fallback", True)),
             prices=dict(d.get("prices", {})),
+            page_timeout=float(d.get("page_timeout", RunConfig.page_timeout)),
+            worker_memory_mb=int(d.get("worker_memory_mb", RunConfig.worker_memory_mb)),
             password=password,
         )
     except (TypeError, ValueError) as e:

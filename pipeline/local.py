@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from . import markdown, mupdf, ocr, render
 from .errors import InputError
 from .records import ROUTE_LOCAL_OCR, ROUTE_LOCAL_TEXT, Document, Page, RenderSettings
+from .workers import isolated
 
 LOCAL_MODEL = "pixtract-local"
 RUNNING_SAMPLE = 40
@@ -46,6 +47,7 @@ def transcribe(
     return LocalAnswer(markdown.tidy(md), route, model)
 
 
+@isolated("page")
 def text_layer_markdown(doc: Document, number: int, password: str | None = None) -> str:
     """pymupdf4llm's Markdown of one page ("" when its layout analysis fails on the page)."""
     with mupdf.open_pdf(doc, password) as pdf:
@@ -71,6 +73,7 @@ def _to_markdown(pdf, number: int) -> str:
     )
 
 
+@isolated("page")
 def document_running_lines(doc: Document, password: str | None = None) -> set[str]:
     """Running header/footer keys of a PDF, from the first and last lines of its pages."""
     if doc.kind != "pdf":
