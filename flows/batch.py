@@ -30,7 +30,7 @@ from pipeline.records import STATUS_FAILED, ErrorInfo, Record
 from pipeline.plan import DocumentPlan, plan_document
 from pipeline.report import THUMB_MAX_EDGE, build_report, save_thumbnail
 from pipeline.route import RENDER_AHEAD, Router, failed_record
-from pipeline.workers import WorkerSettings, start_workers
+from pipeline.workers import WorkerSettings, sigterm_unwinds, start_workers
 
 from . import progress
 
@@ -383,6 +383,7 @@ def run_batch(cfg: RunConfig) -> dict[str, Any]:
         _IN_PROCESS_SECRETS["password"] = cfg.password
     runner = ThreadPoolTaskRunner(max_workers=cfg.concurrency)
     try:
-        return extract_batch.with_options(task_runner=runner)(cfg.public())
+        with sigterm_unwinds():
+            return extract_batch.with_options(task_runner=runner)(cfg.public())
     finally:
         _IN_PROCESS_SECRETS.pop("password", None)

@@ -25,6 +25,7 @@ watchdog (faulthandler) ends the process.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import faulthandler
 import functools
@@ -36,7 +37,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -376,6 +377,27 @@ class _SignalGuard:
         self.previous = {}
 
 
+@contextlib.contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """While a run goes on in this process, SIGTERM unwinds the stack as Ctrl-C does (SystemExit
+    143) instead of ending the process on the spot, so exit handlers run: Prefect's ephemeral
+    API server is a child process, and would outlive the run otherwise. The process still
+    ends within STOP_GRACE seconds (faulthandler's watchdog). Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def unwind(signum: int, frame) -> None:
+        faulthandler.dump_traceback_later(STOP_GRACE, exit=True, file=_devnull())
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @functools.lru_cache(maxsize=1)
 def _devnull():
     return open(os.devnull, "w")
@@ -500,6 +522,7 @@ class _TestHook:
         """Block in C while holding the GIL (PyDLL keeps it; CDLL would release it), as MuPDF
         looping in fz_run_page does: no thread of this process runs again."""
         libc = ctypes.PyDLL(None)
+        os.write(2, b"pixtract test hook: worker %d frozen\n" % os.getpid())
         while True:
             libc.pause()
 
