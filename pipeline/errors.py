@@ -53,6 +53,10 @@ class RenderOutOfMemory(RenderError):
     type = "render_out_of_memory"
 
 
+# A page step that stalled or killed its worker process (pipeline/workers.py).
+WORKER_FAILURES = (RenderTimeout, RenderCrashed, RenderOutOfMemory)
+
+
 class OpenTimeout(UnreadableFile):
     """Opening a document (and reading its page tree) took longer than the step time limit."""
 

@@ -12,7 +12,7 @@ import io
 from dataclasses import dataclass
 
 from . import markdown, mupdf, ocr, render
-from .errors import InputError
+from .errors import WORKER_FAILURES, InputError
 from .records import ROUTE_LOCAL_OCR, ROUTE_LOCAL_TEXT, Document, Page, RenderSettings
 from .workers import isolated
 
@@ -47,9 +47,17 @@ def transcribe(
     return LocalAnswer(markdown.tidy(md), route, model)
 
 
-@isolated("page")
 def text_layer_markdown(doc: Document, number: int, password: str | None = None) -> str:
-    """pymupdf4llm's Markdown of one page ("" when its layout analysis fails on the page)."""
+    """pymupdf4llm's Markdown of one page ("" when its layout analysis fails on the page, or
+    stalls or kills its worker: the caller then takes the plain text layer)."""
+    try:
+        return _layout_markdown(doc, number, password)
+    except WORKER_FAILURES:
+        return ""
+
+
+@isolated("page")
+def _layout_markdown(doc: Document, number: int, password: str | None = None) -> str:
     with mupdf.open_pdf(doc, password) as pdf:
         # pymupdf4llm prints parser notes on stdout; keep our output clean.
         with contextlib.redirect_stdout(io.StringIO()):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from . import local
 from .config import RunConfig
-from .errors import RenderCrashed, RenderOutOfMemory, RenderTimeout
+from .errors import WORKER_FAILURES
 from .records import Document
 from .render import count_pages
 
@@ -27,6 +27,6 @@ def plan_document(doc: Document, cfg: RunConfig) -> DocumentPlan:
     transcribing = any(t.kind == "transcribe" for t in cfg.tasks)
     try:
         running = local.document_running_lines(doc, cfg.password) if transcribing else set()
-    except (RenderTimeout, RenderCrashed, RenderOutOfMemory):
+    except WORKER_FAILURES:
         running = set()  # a sampled page stalled its worker: it fails on its own when rendered
     return DocumentPlan(doc, pages, running)

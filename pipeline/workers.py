@@ -144,6 +144,22 @@ def start_workers(settings: WorkerSettings) -> Callable[[], None]:
     return stop
 
 
+def worker_pids() -> list[int]:
+    """Process ids of the started pool's live workers (benchmarks read their CPU time)."""
+    pool = _ACTIVE
+    return pool.pids() if pool is not None else []
+
+
+@contextlib.contextmanager
+def running_workers(settings: WorkerSettings) -> Iterator[None]:
+    """``start_workers`` for the length of a ``with`` block."""
+    stop = start_workers(settings)
+    try:
+        yield
+    finally:
+        stop()
+
+
 # --- the pool (in the run's process) --------------------------------------------------------
 
 
@@ -311,6 +327,9 @@ class WorkerPool:
         if not reuse:
             worker.kill()
             worker.end()
+
+    def pids(self) -> list[int]:
+        return [w.proc.pid for w in list(self._all)]
 
     def kill_all(self) -> None:
         """Kill every worker at once (also from a signal handler): threads waiting on one
