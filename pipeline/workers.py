@@ -31,6 +31,7 @@ import faulthandler
 import functools
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -50,6 +51,7 @@ GRACE = 2.0  # on top of the step deadline: MuPDF's own cookie (same limit) stop
 STOP_GRACE = 4.0  # after SIGTERM/SIGINT, the process ends within this many seconds, whatever runs
 TEST_HOOK_ENV = "PIXTRACT_TEST_WORKER_HOOK"  # tests only; see _TestHook
 _READY = b"ready"
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL", re.I)
 
 
 @dataclass(frozen=True)
@@ -175,11 +177,13 @@ class _Worker:
     """One worker process and its two pipes."""
 
     def __init__(self, settings: WorkerSettings) -> None:
-        to_child, from_parent = os.pipe()[::-1]  # (write end, read end)
+        from_parent, to_child = os.pipe()
         from_child, to_parent = os.pipe()
-        env = dict(os.environ, PIXTRACT_WORKER_LIMITS=f"{settings.page_timeout}:{settings.memory_mb}:{os.getpid()}")
+        # Workers need no keys; -P: a module in the current folder cannot shadow pixtract's.
+        env = {k: v for k, v in os.environ.items() if not _SECRET_NAME.search(k)}
+        env["PIXTRACT_WORKER_LIMITS"] = f"{settings.page_timeout}:{settings.memory_mb}:{os.getpid()}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from pipeline.workers import serve; serve()", str(from_parent), str(to_parent)],
+            [sys.executable, "-P", "-c", "from pipeline.workers import serve; serve()", str(from_parent), str(to_parent)],
             pass_fds=(from_parent, to_parent), stdin=subprocess.DEVNULL, env=env)
         os.close(from_parent)
         os.close(to_parent)
@@ -250,6 +254,10 @@ class WorkerPool:
         try:
             reply = worker.ask(payload, limit + GRACE)
             reuse = not reply.restart
+            worker.docs[doc.sha256] = None
+            worker.docs.move_to_end(doc.sha256)
+            while len(worker.docs) > 8:
+                worker.docs.popitem(last=False)
         except _Stalled:
             worker.kill()
             if step == "open":
@@ -261,10 +269,6 @@ class WorkerPool:
             raise self._death(worker, where) from None
         finally:
             self._give_back(worker, reuse)
-        worker.docs[doc.sha256] = None
-        worker.docs.move_to_end(doc.sha256)
-        while len(worker.docs) > 8:
-            worker.docs.popitem(last=False)
         if reply.error is not None:
             raise reply.error
         return reply.value

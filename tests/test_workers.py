@@ -91,47 +91,42 @@ def test_without_the_hook_every_page_is_ok(clean_run):
     assert manifest["ledger"]["balanced"]
 
 
+def fails_alone(emu, docs, out, bad: tuple[str, int | None], error_type: str) -> tuple[float, str]:
+    """Run the batch: exit code 1, only ``bad`` failed (with ``error_type``), the ledger balanced.
+    Returns the run's seconds and the failure's message."""
+    code, seconds, records, manifest = run(emu, docs, out)
+    assert code == EXIT_FAILURES
+    all_ok_but(records, {bad: error_type})
+    assert manifest["ledger"]["balanced"]
+    [failed] = [r for r in records if r["status"] == "failed"]
+    return seconds, failed["error"]["message"]
+
+
 def test_a_page_frozen_in_native_code_fails_render_timeout_and_the_batch_goes_on(emu, env, docs, tmp_path):
     env.setenv(TEST_HOOK_ENV, "freeze@page:b.pdf:2")
-    code, seconds, records, manifest = run(emu, docs, tmp_path / "out")
-    assert code == EXIT_FAILURES
-    all_ok_but(records, {("b.pdf", 2): "render_timeout"})
-    [bad] = [r for r in records if r["status"] == "failed"]
-    assert "b.pdf page 2" in bad["error"]["message"] and f"{DEADLINE:g} s" in bad["error"]["message"]
-    assert manifest["ledger"]["balanced"]
+    seconds, message = fails_alone(emu, docs, tmp_path / "out", ("b.pdf", 2), "render_timeout")
+    assert "b.pdf page 2" in message and f"{DEADLINE:g} s" in message
     assert seconds < DEADLINE + 15
 
 
 def test_a_document_frozen_while_opening_fails_open_timeout_alone(emu, env, docs, tmp_path):
     env.setenv(TEST_HOOK_ENV, "freeze@open:b.pdf")
-    code, seconds, records, manifest = run(emu, docs, tmp_path / "out")
-    assert code == EXIT_FAILURES
-    all_ok_but(records, {("b.pdf", None): "open_timeout"})
-    [bad] = [r for r in records if r["status"] == "failed"]
-    assert "b.pdf" in bad["error"]["message"] and "opening" in bad["error"]["message"]
-    assert manifest["ledger"]["balanced"]
+    seconds, message = fails_alone(emu, docs, tmp_path / "out", ("b.pdf", None), "open_timeout")
+    assert "b.pdf" in message and "opening" in message
     assert seconds < DEADLINE + 15
 
 
 def test_a_worker_killed_by_sigsegv_fails_that_page_render_crashed(emu, env, docs, tmp_path):
     env.setenv(TEST_HOOK_ENV, "segv@page:b.pdf:2")
-    code, _, records, manifest = run(emu, docs, tmp_path / "out")
-    assert code == EXIT_FAILURES
-    all_ok_but(records, {("b.pdf", 2): "render_crashed"})
-    [bad] = [r for r in records if r["status"] == "failed"]
-    assert "b.pdf page 2" in bad["error"]["message"] and "SIGSEGV" in bad["error"]["message"]
-    assert manifest["ledger"]["balanced"]
+    _, message = fails_alone(emu, docs, tmp_path / "out", ("b.pdf", 2), "render_crashed")
+    assert "b.pdf page 2" in message and "SIGSEGV" in message
 
 
 def test_a_page_past_the_memory_cap_fails_render_out_of_memory(emu, env, docs, tmp_path):
     env.setenv(TEST_HOOK_ENV, "oom@page:b.pdf:2")
     env.setenv("PIXTRACT_WORKER_MEMORY_MB", "1200")
-    code, _, records, manifest = run(emu, docs, tmp_path / "out")
-    assert code == EXIT_FAILURES
-    all_ok_but(records, {("b.pdf", 2): "render_out_of_memory"})
-    [bad] = [r for r in records if r["status"] == "failed"]
-    assert "b.pdf page 2" in bad["error"]["message"]
-    assert manifest["ledger"]["balanced"]
+    _, message = fails_alone(emu, docs, tmp_path / "out", ("b.pdf", 2), "render_out_of_memory")
+    assert "b.pdf page 2" in message and "memory" in message
 
 
 def _session_processes(sid: int) -> list[str]:
