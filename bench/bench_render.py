@@ -3,7 +3,10 @@ model-ready PNGs with a 1024-px long edge:
 
 - pixtract: ``pipeline.render.render_page`` (PNG forced, so every tool writes the same format;
   this includes pixtract's complexity guard and its text layer + image coverage pass, which it
-  does per page; no report thumbnail)
+  does per page; no report thumbnail), called in-process
+- pixtract_workers: the same ``render_page`` as a run calls it, in a MuPDF worker process
+  (pipeline/workers.py): CPU is the worker's plus the calling process's (pickling, the pipe),
+  the worker's start-up left out as a batch pays it once
 - ``pdftoppm -scale-to 1024 -png`` (poppler-utils), one process per document, CPU from rusage
 - pypdfium2 + Pillow: ``page.render(scale=...)`` then ``Image.save(PNG)`` at Pillow's default
   level (6, what a user would write) and at level 1
@@ -55,6 +58,33 @@ def bench_pixtract(path: Path, pages: int) -> dict:
     c1, w1 = time.process_time(), time.perf_counter()
     _forget(doc)
     return _figures(c1 - c0, w1 - w0, pages, size, px, last=(p.width, p.height, p.mime))
+
+
+def bench_pixtract_workers(path: Path, pages: int) -> dict:
+    from pipeline.records import RenderSettings
+    from pipeline.render import render_page
+    from pipeline.workers import WorkerSettings, running_workers, worker_pids
+
+    settings = RenderSettings(max_edge=LONG_EDGE, image_format="png")
+    doc = _doc(path)
+    size = px = 0
+    with running_workers(WorkerSettings(1, 60.0, 4096)):
+        render_page(doc, 1, settings)  # start the worker and open the document, as a batch would
+        [pid] = worker_pids()
+        k0, c0, w0 = _proc_cpu(pid), time.process_time(), time.perf_counter()
+        for n in range(1, pages + 1):
+            p = render_page(doc, n, settings)
+            size += len(p.image)
+            px += p.width * p.height
+        k1, c1, w1 = _proc_cpu(pid), time.process_time(), time.perf_counter()
+    return _figures((k1 - k0) + (c1 - c0), w1 - w0, pages, size, px, last=(p.width, p.height, p.mime))
+
+
+def _proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _forget(doc) -> None:
@@ -207,7 +237,7 @@ def fine_print_crop(path: Path, out_png: Path) -> dict:
             "box": list(box), "font_pt": FINE_PRINT_PT, "font_px": round(FINE_PRINT_PT * px_per_pt, 2)}
 
 
-TOOLS = ("pixtract", "pdftoppm", "pdfium_pillow_default", "pdfium_pillow_level1")
+TOOLS = ("pixtract", "pixtract_workers", "pdftoppm", "pdfium_pillow_default", "pdfium_pillow_level1")
 
 
 def run(pages: int = 200, results_dir: Path | None = None, fixtures: bool = True, crop_dir: Path | None = None) -> dict:
@@ -233,6 +263,7 @@ def run(pages: int = 200, results_dir: Path | None = None, fixtures: bool = True
     for path, n in inputs:
         row = {"document": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path), "pages": n}
         row["pixtract"] = bench_pixtract(path, n)
+        row["pixtract_workers"] = bench_pixtract_workers(path, n)
         if have_poppler:
             row["pdftoppm"] = bench_pdftoppm(path, n)
         if have_pdfium:
@@ -255,11 +286,11 @@ def run(pages: int = 200, results_dir: Path | None = None, fixtures: bool = True
                     "wall_ms_per_page": round(sum(r["wall_s"] for r in rs) / pg * 1000, 2),
                     "kb_per_page": round(sum(r["kb_per_page"] * r["pages"] for r in rs) / pg, 1)}
         ratios = {}
-        for other in TOOLS[1:]:
+        for mine, other in [("pixtract", t) for t in TOOLS[2:]] + [("pixtract_workers", "pdftoppm")]:
             if other in s:
-                ratios[f"pixtract/{other}"] = {
-                    "cpu": round(s["pixtract"]["cpu_ms_per_page"] / s[other]["cpu_ms_per_page"], 3),
-                    "wall": round(s["pixtract"]["wall_ms_per_page"] / s[other]["wall_ms_per_page"], 3)}
+                ratios[f"{mine}/{other}"] = {
+                    "cpu": round(s[mine]["cpu_ms_per_page"] / s[other]["cpu_ms_per_page"], 3),
+                    "wall": round(s[mine]["wall_ms_per_page"] / s[other]["wall_ms_per_page"], 3)}
         s["ratios"] = ratios
         summary[label] = s
     steps = breakdown(gen)
@@ -267,11 +298,12 @@ def run(pages: int = 200, results_dir: Path | None = None, fixtures: bool = True
         + ", ".join(f"{k} {v:.1f}" for k, v in steps["steps_ms"].items()))
     log("  PNG KB/page: " + ", ".join(f"{k} {v:.1f}" for k, v in steps["png_kb_per_page"].items()))
     crop = fine_print_crop(gen, (crop_dir or BENCH) / "fineprint_pixtract.png")
-    target = summary["all"]["ratios"].get("pixtract/pdftoppm", {}).get("cpu")
+    # The target holds for the path a run takes: render_page in a MuPDF worker process.
+    target = summary["all"]["ratios"].get("pixtract_workers/pdftoppm", {}).get("cpu")
     result = {"long_edge": LONG_EDGE, "format": "png", "documents": docs, "summary": summary,
               "render_page_steps_pages": steps["pages"], "render_page_steps_ms": steps["steps_ms"],
               "render_page_png_kb_per_page": steps["png_kb_per_page"], "fine_print": crop,
-              "targets": {"pixtract/pdftoppm cpu <=": 0.1, "measured": target,
+              "targets": {"pixtract_workers/pdftoppm cpu <=": 0.1, "measured": target,
                          "met": None if target is None else target <= 0.1},
               "skipped": [t for t, ok in (("pdftoppm", have_poppler), ("pypdfium2", have_pdfium)) if not ok]}
     _print(summary)

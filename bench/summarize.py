@@ -39,7 +39,9 @@ def render() -> str:
     d = load("render")
     if not d:
         return ""
-    names = {"pixtract": "pixtract `render_page` (PNG)", "pdftoppm": "`pdftoppm -scale-to 1024 -png`",
+    names = {"pixtract": "pixtract `render_page` (PNG), in-process",
+             "pixtract_workers": "pixtract `render_page` (PNG) in a MuPDF worker process, as a run calls it",
+             "pdftoppm": "`pdftoppm -scale-to 1024 -png`",
              "pdfium_pillow_default": "pypdfium2 + Pillow PNG (default level 6)",
              "pdfium_pillow_level1": "pypdfium2 + Pillow PNG (level 1)"}
     parts = []

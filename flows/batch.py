@@ -34,6 +34,7 @@ from pipeline.plan import DocumentPlan, plan_document
 from pipeline.preflight import PreflightReport, preflight
 from pipeline.report import THUMB_MAX_EDGE, build_report, save_thumbnail
 from pipeline.route import RENDER_AHEAD, Router, failed_record
+from pipeline.workers import WorkerSettings, sigterm_unwinds, start_workers
 
 from . import progress
 from .apiwatch import ApiWatch
@@ -196,6 +197,7 @@ def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, th
     pending: deque = deque()  # (items, future) in submission order; an item is (open doc, page or unit)
     open_docs: deque[_Open] = deque()  # documents in input order, waiting for their records
     chunk: list[tuple[_Open, int]] = []  # pages not yet submitted
+    stop_workers = start_workers(WorkerSettings.for_run(cfg, workers))  # MuPDF runs in killable processes
 
     def records_of(od: _Open, unit, result) -> list[Record]:
         """A unit's records: from its task's result, from the router's finished units (a stopped
@@ -302,6 +304,7 @@ def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, th
             drain()
             flush_done()
     except BaseException:
+        stop_workers()  # first: a page thread waiting on a frozen worker returns at once
         writer.abort()
         router.close(wait=False)
         unsubscribe()
@@ -310,7 +313,8 @@ def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, th
     watch.__exit__()
     stopped = local.stop.is_set()
     router.close(wait=not stopped)
-    if not stopped:
+    if not stopped:  # a stopped run's process ends soon; its workers die with it (PDEATHSIG)
+        stop_workers()
         unsubscribe()
     summary = writer.summary(interrupted=(local.signal or "stop") if stopped else None)
     finished = dt.datetime.now(dt.timezone.utc)
@@ -508,7 +512,8 @@ def run_batch(cfg: RunConfig, local: LocalRun | None = None) -> dict[str, Any]:
     runner = ThreadPoolTaskRunner(max_workers=cfg.concurrency)
     token = _LOCAL_RUN.set(local)
     try:
-        state = extract_batch.with_options(task_runner=runner)(cfg.public(), return_state=True)
+        with sigterm_unwinds():  # a no-op on the CLI's flow thread: there flows/interrupt.py decides
+            state = extract_batch.with_options(task_runner=runner)(cfg.public(), return_state=True)
     finally:
         _LOCAL_RUN.reset(token)
         _IN_PROCESS_SECRETS.pop("password", None)

@@ -71,6 +71,7 @@ from pipeline.records import (
 )
 from pipeline.render import count_pages
 from pipeline.report import build_report
+from pipeline.workers import WorkerSettings, running_workers
 
 INDEX = "index.json"
 RUNS_DIR = "runs"
@@ -590,7 +591,8 @@ def _inbox_run(log, cfg: RunConfig, root: str, started: dt.datetime, part_deploy
         with open(plan_path, encoding="utf-8") as f:
             specs = [PartSpec(**d) for d in json.load(f)]
     else:
-        specs = plan_parts(todo, pages_per_part, cfg.password)
+        with running_workers(WorkerSettings.for_run(cfg, 1)):  # counting pages opens every document
+            specs = plan_parts(todo, pages_per_part, cfg.password)
         atomic_write(plan_path, json.dumps([asdict(s) for s in specs], indent=2) + "\n")
     total_pages = sum(s.page_count() for s in specs)
     log.info("inbox %s: %d new, changed or retried documents (%d unchanged) in %d parts, %d pages -> %s",

@@ -11,6 +11,8 @@ server too), and its clients would retry for a minute. A second signal exits at 
 
 from __future__ import annotations
 
+import faulthandler
+import functools
 import os
 import signal
 import subprocess
@@ -51,6 +53,8 @@ def run_stoppable(fn: Callable[[], Any], local) -> Finished | str:
             os._exit(SIGNAL_EXIT.get(name, 130))
         local.signal = name
         local.stop.set()
+        # Whatever happens now, the process ends: faulthandler's watchdog needs no GIL.
+        faulthandler.dump_traceback_later(WRITE_WAIT_S + 5, exit=True, file=_devnull())
 
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -70,7 +74,13 @@ def run_stoppable(fn: Callable[[], Any], local) -> Finished | str:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    faulthandler.cancel_dump_traceback_later()
     return box
+
+
+@functools.lru_cache(maxsize=1)
+def _devnull():
+    return open(os.devnull, "w")
 
 
 def stop_prefect_server(wait: float = 2.0) -> None:

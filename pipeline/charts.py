@@ -43,6 +43,7 @@ from . import mupdf
 from .errors import RenderError
 from .records import Document, Page, RenderSettings
 from .render import _open_image, encode, render_page
+from .workers import isolated
 
 Box = tuple[float, float, float, float]
 
@@ -78,6 +79,7 @@ class ChartRegion:
 # --- public API ----------------------------------------------------------------------------
 
 
+@isolated("page")
 def chart_regions_for(doc: Document, number: int, password: str | None = None) -> list[ChartRegion]:
     """The chart regions of one page: one whole-image region for an image input, the regions
     found by ``find_chart_regions`` for a PDF page."""
@@ -111,6 +113,7 @@ def find_chart_regions(
             ) from None
 
 
+@isolated("page")
 def render_region(
     doc: Document, region: ChartRegion, settings: RenderSettings, password: str | None = None
 ) -> Page:

@@ -68,6 +68,9 @@ SETTINGS = [
     Setting("render.dpi_cap", "--dpi-cap", "PIXTRACT_DPI_CAP", int, 36, 1200),
     Setting("budget_usd", "--budget-usd", "PIXTRACT_BUDGET_USD", float, 0),
     Setting("cache_dir", "--cache-dir", "PIXTRACT_CACHE_DIR", str),
+    # MuPDF worker processes (pipeline/workers.py): a step's deadline, and each worker's memory cap
+    Setting("page_timeout", None, "PIXTRACT_PAGE_TIMEOUT", float, 0.001),
+    Setting("worker_memory_mb", None, "PIXTRACT_WORKER_MEMORY_MB", int, 0),
 ]
 SETTING_BY_PATH = {s.path: s for s in SETTINGS}
 SETTING_BY_FLAG = {s.flag: s for s in SETTINGS if s.flag}
@@ -138,6 +141,8 @@ class RunConfig:
     local_fallback: bool = True  # transcribe falls back to the local engine
     accept_degraded: bool = False  # keep answers of a fallback rung as final (no retry on rerun)
     prices: dict[str, Any] = field(default_factory=dict)  # extra USD per 1M tokens: {model: {input, output}}
+    page_timeout: float = 60.0  # wall-clock seconds for one step of one page, or opening a document
+    worker_memory_mb: int = 4096  # address-space cap of each MuPDF worker process (0: none)
     password: str | None = field(default=None, repr=False)  # secret: never written anywhere
 
     def __post_init__(self) -> None:
@@ -377,6 +382,8 @@ def build_config(*layers: dict[str, Any], password: str | None = None) -> RunCon
             local_fallback=bool(d.get("local_fallback", True)),
             accept_degraded=bool(d.get("accept_degraded", False)),
             prices=dict(d.get("prices", {})),
+            page_timeout=float(d.get("page_timeout", RunConfig.page_timeout)),
+            worker_memory_mb=int(d.get("worker_memory_mb", RunConfig.worker_memory_mb)),
             password=password,
         )
     except (TypeError, ValueError) as e:

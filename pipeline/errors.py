@@ -41,5 +41,27 @@ class RenderTimeout(RenderError):
     type = "render_timeout"
 
 
+class RenderCrashed(RenderError):
+    """The worker process rendering a page died (segfault, abort); see pipeline.workers."""
+
+    type = "render_crashed"
+
+
+class RenderOutOfMemory(RenderError):
+    """A page needed more memory than a render worker may take; see pipeline.workers."""
+
+    type = "render_out_of_memory"
+
+
+# A page step that stalled or killed its worker process (pipeline/workers.py).
+WORKER_FAILURES = (RenderTimeout, RenderCrashed, RenderOutOfMemory)
+
+
+class OpenTimeout(UnreadableFile):
+    """Opening a document (and reading its page tree) took longer than the step time limit."""
+
+    type = "open_timeout"
+
+
 class OCRError(PixtractError):
     type = "ocr_error"

@@ -11,6 +11,7 @@ from .errors import InputError, UsageError
 from .messages import ImagePart
 from .profiles import get_profile
 from .render import count_pages, render_page
+from .workers import WorkerSettings, running_workers
 
 MAX_IMAGES = 8
 
@@ -28,34 +29,35 @@ def estimate(cfg: RunConfig) -> dict[str, Any]:
     if price is None:  # prices are never guessed
         raise UsageError(f"no price for model {model}, so no cost can be estimated; {PRICE_HINT}")
     docs, total_in, total_out_max, requests = [], 0, 0, 0
-    for item in discover(cfg.inputs):
-        if isinstance(item, DiscoveryFailure):
-            docs.append({"document": item.path, "error": str(item.error)})
-            continue
-        try:
-            n = count_pages(item, cfg.password)
-            pages = [render_page(item, i, cfg.render, cfg.password) for i in range(1, n + 1)]
-        except InputError as e:
-            docs.append({"document": item.path, "error": str(e)})
-            continue
-        d_in = d_out = d_req = 0
-        for task in cfg.tasks:
-            for question in task.units():
-                if task.scope == "document":
-                    groups = [pages[i : i + MAX_IMAGES] for i in range(0, len(pages), MAX_IMAGES)]
-                else:
-                    groups = [[p] for p in pages]
-                for group in groups:
-                    req = prompts.build_request(
-                        cfg, task, images=[ImagePart(p.image, p.mime, p.width, p.height) for p in group],
-                        text="\n\n".join(p.text for p in group), question=question, model=model)
-                    d_in += tokens.estimate_prompt_tokens(req, model)
-                    d_out += req.max_tokens or 0
-                    d_req += 1
-        docs.append({"document": item.path, "pages": n, "requests": d_req, "input_tokens": d_in,
-                     "max_output_tokens": d_out, **_costs(price, d_in, d_out)})
-        total_in, total_out_max, requests = total_in + d_in, total_out_max + d_out, requests + d_req
-        del pages
+    with running_workers(WorkerSettings.for_run(cfg, 1)):  # MuPDF in a killable process
+        for item in discover(cfg.inputs):
+            if isinstance(item, DiscoveryFailure):
+                docs.append({"document": item.path, "error": str(item.error)})
+                continue
+            try:
+                n = count_pages(item, cfg.password)
+                pages = [render_page(item, i, cfg.render, cfg.password) for i in range(1, n + 1)]
+            except InputError as e:
+                docs.append({"document": item.path, "error": str(e)})
+                continue
+            d_in = d_out = d_req = 0
+            for task in cfg.tasks:
+                for question in task.units():
+                    if task.scope == "document":
+                        groups = [pages[i : i + MAX_IMAGES] for i in range(0, len(pages), MAX_IMAGES)]
+                    else:
+                        groups = [[p] for p in pages]
+                    for group in groups:
+                        req = prompts.build_request(
+                            cfg, task, images=[ImagePart(p.image, p.mime, p.width, p.height) for p in group],
+                            text="\n\n".join(p.text for p in group), question=question, model=model)
+                        d_in += tokens.estimate_prompt_tokens(req, model)
+                        d_out += req.max_tokens or 0
+                        d_req += 1
+            docs.append({"document": item.path, "pages": n, "requests": d_req, "input_tokens": d_in,
+                         "max_output_tokens": d_out, **_costs(price, d_in, d_out)})
+            total_in, total_out_max, requests = total_in + d_in, total_out_max + d_out, requests + d_req
+            del pages
     return {"profile": cfg.profile, "model": model, "tasks": [t.kind for t in cfg.tasks],
             "price_per_million": None if price is None else {"input": price.input_per_m, "output": price.output_per_m},
             "documents": docs,

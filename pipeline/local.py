@@ -12,8 +12,9 @@ import io
 from dataclasses import dataclass
 
 from . import markdown, mupdf, ocr, render
-from .errors import InputError
+from .errors import WORKER_FAILURES, InputError
 from .records import ROUTE_LOCAL_OCR, ROUTE_LOCAL_TEXT, Document, Page, RenderSettings
+from .workers import isolated
 
 LOCAL_MODEL = "pixtract-local"
 RUNNING_SAMPLE = 40
@@ -47,7 +48,16 @@ def transcribe(
 
 
 def text_layer_markdown(doc: Document, number: int, password: str | None = None) -> str:
-    """pymupdf4llm's Markdown of one page ("" when its layout analysis fails on the page)."""
+    """pymupdf4llm's Markdown of one page ("" when its layout analysis fails on the page, or
+    stalls or kills its worker: the caller then takes the plain text layer)."""
+    try:
+        return _layout_markdown(doc, number, password)
+    except WORKER_FAILURES:
+        return ""
+
+
+@isolated("page")
+def _layout_markdown(doc: Document, number: int, password: str | None = None) -> str:
     with mupdf.open_pdf(doc, password) as pdf:
         # pymupdf4llm prints parser notes on stdout; keep our output clean.
         with contextlib.redirect_stdout(io.StringIO()):
@@ -71,6 +81,7 @@ def _to_markdown(pdf, number: int) -> str:
     )
 
 
+@isolated("page")
 def document_running_lines(doc: Document, password: str | None = None) -> set[str]:
     """Running header/footer keys of a PDF, from the first and last lines of its pages."""
     if doc.kind != "pdf":

@@ -2,6 +2,8 @@
 
 MuPDF is not thread-safe, even across different documents, so every PyMuPDF call in pixtract
 runs under ``LOCK``. Rendering a page takes milliseconds; OCR and model calls run outside it.
+During a run these calls happen in worker processes (pipeline/workers.py), which the run kills
+when MuPDF does not return; the cookie below stops a slow page without losing the worker.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from . import local
 from .config import RunConfig
+from .errors import WORKER_FAILURES
 from .records import Document
 from .render import count_pages
 
@@ -24,5 +25,8 @@ def plan_document(doc: Document, cfg: RunConfig) -> DocumentPlan:
     for a document that cannot be read."""
     pages = count_pages(doc, cfg.password)
     transcribing = any(t.kind == "transcribe" for t in cfg.tasks)
-    running = local.document_running_lines(doc, cfg.password) if transcribing else set()
+    try:
+        running = local.document_running_lines(doc, cfg.password) if transcribing else set()
+    except WORKER_FAILURES:
+        running = set()  # a sampled page stalled its worker: it fails on its own when rendered
     return DocumentPlan(doc, pages, running)

@@ -26,6 +26,7 @@ except ImportError:  # no wheel for this platform: the standard zlib, ~2.4x slow
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import mupdf
+from .workers import isolated
 from .errors import DecompressionBomb, RenderError, UnreadableFile
 from .records import Document, Page, RenderSettings
 
@@ -37,6 +38,7 @@ PNG, JPEG = "image/png", "image/jpeg"
 OCR_DPI, OCR_MIN_EDGE, OCR_MAX_EDGE = 300, 1600, 4200
 
 
+@isolated("open")
 def count_pages(doc: Document, password: str | None = None) -> int:
     """Pages in a document: PDF pages, TIFF frames, 1 for other images (GIF: first frame)."""
     if doc.kind == "pdf":
@@ -54,6 +56,7 @@ def iter_pages(doc: Document, settings: RenderSettings, password: str | None = N
         yield render_page(doc, number, settings, password)
 
 
+@isolated("page")
 def render_page(doc: Document, number: int, settings: RenderSettings, password: str | None = None,
                 thumb_edge: int = 0) -> Page:
     """One page as a model-ready image; with ``thumb_edge``, also a small JPEG thumbnail made
@@ -67,6 +70,7 @@ def render_page(doc: Document, number: int, settings: RenderSettings, password: 
     return page
 
 
+@isolated("page")
 def ocr_image(doc: Document, number: int, settings: RenderSettings, password: str | None = None) -> bytes:
     """A greyscale PNG of a page for Tesseract: 300 DPI for PDFs (OCR wants about 30 px per
     line of body text, far more than the model image has), originals for images, with small

@@ -43,12 +43,14 @@ def test_render_benchmark(work):
     res = bench_render.run(pages=3, results_dir=work / "results", fixtures=False, crop_dir=work)
     gen = res["summary"]["generated"]
     assert gen["pixtract"]["pages"] == 3 and gen["pixtract"]["cpu_ms_per_page"] > 0
+    assert gen["pixtract_workers"]["pages"] == 3 and gen["pixtract_workers"]["cpu_ms_per_page"] > 0
     assert "pixtract_proposed" not in gen and res["render_page_steps_pages"] == 3
     assert all(v > 0 for v in res["render_page_png_kb_per_page"].values())
     assert res["documents"][0]["pixtract"]["last_page_size"][:2] == [792, 1024]
     assert (work / "fineprint_pixtract.png").exists() and res["fine_print"]["font_px"] > 7
     if shutil.which("pdftoppm"):
         assert gen["pdftoppm"]["pages"] == 3 and "pixtract/pdftoppm" in gen["ratios"]
+        assert res["targets"]["measured"] == gen["ratios"]["pixtract_workers/pdftoppm"]["cpu"]
         assert res["documents"][0]["pdftoppm"]["last_page_size"][:2] == [792, 1024]
     if importlib.util.find_spec("pypdfium2"):
         assert gen["pdfium_pillow_default"]["pages"] == 3
