@@ -125,7 +125,10 @@ def kill_mid_run(emu: EmulatorProcess, data: Path, home: Path, work: Path) -> di
     os.killpg(st["pid"], signal.SIGKILL)
     out, err = proc.communicate(timeout=900)
     wall = time.perf_counter() - t0
-    recs = [json.loads(line) for line in (work / "kill" / "results.jsonl").read_text().splitlines()]
+    results = work / "kill" / "results.jsonl"
+    if not results.exists():
+        return {"error": f"no results (rc {proc.returncode}): {err[-1500:]}", "undisturbed_s": base}
+    recs = [json.loads(line) for line in results.read_text().splitlines()]
     return {"undisturbed_s": base, "killed_s": round(wall, 3), "ratio": round(wall / base, 3), "rc": proc.returncode,
             "ok_pages": sum(r["status"] == "ok" for r in recs), "pages": 200,
             "history_line": "history of this run is incomplete" in err, "traceback": "Traceback" in err}
