@@ -10,6 +10,8 @@ import threading
 
 import httpx
 
+from pipeline.providers import tls
+
 MISSES = 2  # failed health checks in a row that count as "gone"
 
 
@@ -40,7 +42,7 @@ class ApiWatch:
 
     def _run(self) -> None:
         misses = 0
-        with httpx.Client(timeout=self.every) as client:
+        with httpx.Client(timeout=self.every, verify=tls.context()) as client:
             while not self._stop.wait(self.every):
                 try:
                     ok = client.get(self.url).status_code == 200

@@ -113,7 +113,7 @@ def healthy(state: ServerState, timeout: float = 2.0) -> bool:
     import httpx
 
     try:
-        return httpx.get(state.api_url + "/health", timeout=timeout).status_code == 200
+        return httpx.get(state.api_url + "/health", timeout=timeout, verify=False).status_code == 200  # plain http
     except httpx.HTTPError:
         return False
 

@@ -16,6 +16,7 @@ from pipeline.providers.errors import (REPLACEMENT, ConfigError, ConnectionFaile
 from pipeline.providers.limits import for_endpoint
 from pipeline.providers.registry import ADAPTERS
 from pipeline.providers.retry import RetryPolicy, RetryState
+from pipeline.providers import tls
 from pipeline.providers.sse import iter_sse
 
 log = logging.getLogger("pipeline.providers")
@@ -67,7 +68,7 @@ class ChatClient:
                                             backoff_max=ep.backoff_max, max_rate_limit_wait=ep.max_rate_limit_wait)
         self.limiter, self.gate = for_endpoint((ep.dialect, ep.base_url), ep.concurrency)
         self._http = httpx.Client(
-            timeout=httpx.Timeout(ep.timeout, connect=ep.connect_timeout),
+            verify=tls.context(), timeout=httpx.Timeout(ep.timeout, connect=ep.connect_timeout),
             limits=httpx.Limits(max_connections=ep.concurrency + 4, max_keepalive_connections=ep.concurrency),
             transport=transport, follow_redirects=False)
 
