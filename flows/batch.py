@@ -32,8 +32,9 @@ from pipeline.outputs import OutputWriter
 from pipeline.records import STATUS_FAILED, ErrorInfo, Record
 from pipeline.plan import DocumentPlan, plan_document
 from pipeline.preflight import PreflightReport, preflight
-from pipeline.report import THUMB_MAX_EDGE, build_report, save_thumbnail
-from pipeline.route import RENDER_AHEAD, Router, failed_record
+from pipeline.report import build_report
+from pipeline.prefetch import router_for_run
+from pipeline.route import Router, failed_record
 from pipeline.workers import WorkerSettings, sigterm_unwinds, start_workers
 
 from . import progress
@@ -75,13 +76,14 @@ class LocalRun:
     stop: threading.Event = field(default_factory=threading.Event)
     signal: str | None = None  # SIGINT or SIGTERM, once stop is set by a signal
     preflight: PreflightReport | None = None
+    router: Any = None  # the run's Router, when the caller made it (to answer the first pages early)
     written: threading.Event = field(default_factory=threading.Event)  # outputs are on disk
     api_lost: threading.Event = field(default_factory=threading.Event)  # the Prefect API went away
     summary: dict[str, Any] | None = None
 
 
 _LOCAL_RUN: contextvars.ContextVar[LocalRun | None] = contextvars.ContextVar("pixtract_local_run", default=None)
-STOP_GRACE_S = 3.0  # how long a stopped run waits for answers already in flight
+STOP_GRACE_S = 2.0  # how long a stopped run waits for answers already in flight (exit within 5 s)
 
 
 @dataclass
@@ -171,8 +173,7 @@ def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, th
     started = dt.datetime.now(dt.timezone.utc)
     local = _LOCAL_RUN.get() or LocalRun()
     thumbs_root = thumbs_dir or cfg.out
-    router = Router(cfg, thumb_edge=THUMB_MAX_EDGE, stop=local.stop, on_render=lambda page: save_thumbnail(
-        thumbs_root, page.document.sha256, page.number, page.thumbnail))
+    router = local.router or router_for_run(cfg, local.stop, thumbs_root)
     try:
         checked = local.preflight or (preflight(cfg) if cfg.endpoint.remote else PreflightReport())
     except BaseException:
@@ -192,7 +193,7 @@ def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, th
                        alive=lambda: not local.api_lost.is_set()) if artifacts else None
     unsubscribe = progress.subscribe(art) if art else (lambda: None)
     writer = OutputWriter(cfg.out)
-    workers = cfg.concurrency + (RENDER_AHEAD if cfg.endpoint.remote else 0)
+    workers = router.page_threads
     window = -(-workers // PAGES_PER_TASK) + CHUNKS_AHEAD  # chunk tasks in flight
     pending: deque = deque()  # (items, future) in submission order; an item is (open doc, page or unit)
     open_docs: deque[_Open] = deque()  # documents in input order, waiting for their records

@@ -362,12 +362,15 @@ def _run(args: argparse.Namespace, cfg, checked) -> int:
     if args.log_json:
         listeners.append(progress.subscribe(_JsonLog()))
     local = LocalRun(preflight=checked)
+    stop_early = _answer_early(cfg, local)
     try:
         with bar:
             done = run_stoppable(lambda: run_batch(cfg, local), local)
     finally:
         for unsubscribe in listeners:
             unsubscribe()
+        if not local.stop.is_set():
+            stop_early()
     if done == API_LOST:  # the outputs are whole; waiting on Prefect would only be retries
         code = report(local.summary, cfg.out, quiet=args.quiet) if not args.log_json else exit_code(local.summary)
         print("pixtract: warning: the Prefect API went away during the run: the outputs are complete, "
@@ -390,6 +393,22 @@ def _run(args: argparse.Namespace, cfg, checked) -> int:
         print(json.dumps({"event": "summary", "out": os.path.abspath(cfg.out), **summary}))
         return exit_code(summary)
     return report(summary, cfg.out, quiet=args.quiet)
+
+
+def _answer_early(cfg, local):
+    """Start the MuPDF workers and the first pages now, while Prefect creates the flow run
+    (pipeline/prefetch.py); returns what stops the workers at the end."""
+    from pipeline import prefetch
+    from pipeline.workers import WorkerSettings, start_workers
+
+    local.router = prefetch.router_for_run(cfg, local.stop, cfg.out)
+    if local.preflight is not None:
+        local.router.apply_preflight(local.preflight)
+    # From the main thread the pool also guards SIGINT/SIGTERM; during the run the handlers of
+    # flows/interrupt.py take over (the workers then die with the process).
+    stop_workers = start_workers(WorkerSettings.for_run(cfg, local.router.page_threads))
+    prefetch.start(cfg, local.router)
+    return stop_workers
 
 
 def _interrupted_line(signal_name: str, summary: dict | None, out: str) -> str:

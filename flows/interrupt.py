@@ -25,7 +25,7 @@ from typing import Any
 from pipeline.outcome import SIGNAL_EXIT
 
 API_LOST = "api-lost"
-WRITE_WAIT_S = 4.5  # after the signal: time for the run to write its outputs (answers in flight get 3 s)
+WRITE_WAIT_S = 3.5  # after the signal: time for the run to write its outputs (answers in flight get 2 s)
 
 
 @dataclass
@@ -83,7 +83,7 @@ def _devnull():
     return open(os.devnull, "w")
 
 
-def stop_prefect_server(wait: float = 2.0) -> None:
+def stop_prefect_server(wait: float = 1.0) -> None:
     """Stop the temporary Prefect API server this process started, if any (what Prefect's own
     atexit hook does, which an immediate exit skips)."""
     server_module = sys.modules.get("prefect.server.api.server")

@@ -79,10 +79,12 @@ class Router:
         self.prices = cfg.prices_table()
         self._make_client = make_client
         self._lock = threading.Lock()
+        self._pool_lock = threading.Lock()
         self.rungs = self._build_rungs()
         # Records of finished pages and document units, by (path, page or (task, question)):
         # a stopped run writes them even when the task that holds them has not reported back.
         self.done: dict[tuple, Any] = {}
+        self._prefetched: dict[tuple, Any] = {}  # (path, page) -> future, started before the flow
 
     # -- set-up ---------------------------------------------------------------------------
     def _client_for(self, spec: EndpointSpec):
@@ -135,7 +137,8 @@ class Router:
         of records per page, in the order given. A page whose step raises gets failed records
         naming the error; the other pages go on."""
         pool = self._workers()
-        futures = [pool.submit(self.answer_page, plan, number) for plan, number in pages]
+        futures = [self._prefetched.pop((plan.document.path, number), None) or pool.submit(self.answer_page, plan, number)
+                   for plan, number in pages]
         out = []
         for (plan, number), fut in zip(pages, futures):
             try:
@@ -146,14 +149,25 @@ class Router:
             out.append(recs)
         return out
 
+    def prefetch(self, plan: DocumentPlan, number: int) -> None:
+        """Start answering a page now (while Prefect starts up); ``answer_pages`` picks it up."""
+        key = (plan.document.path, number)
+        with self._lock:
+            if key not in self._prefetched:
+                self._prefetched[key] = self._workers().submit(self.answer_page, plan, number)
+
+    @property
+    def page_threads(self) -> int:
+        return self.cfg.concurrency + (RENDER_AHEAD if self.cfg.endpoint.remote else 0)
+
     def _workers(self) -> ThreadPoolExecutor:
         """``concurrency`` threads for requests, plus RENDER_AHEAD that render the next pages
         while the others wait on the model (the client's limiter caps requests in flight)."""
-        with self._lock:
-            if self._pool is None:
-                ahead = RENDER_AHEAD if self.cfg.endpoint.remote else 0
-                self._pool = ThreadPoolExecutor(self.cfg.concurrency + ahead, thread_name_prefix="pixtract-page")
-            return self._pool
+        if self._pool is None:
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.page_threads, thread_name_prefix="pixtract-page")
+        return self._pool
 
     def page_failures(self, plan: DocumentPlan, number: int, exc: BaseException) -> list[Record]:
         """One failed record per page-scope unit of a page whose step raised ``exc``."""
