@@ -96,7 +96,7 @@ def test_chart_markdown_table():
     chart = parse_chart(text)
     assert chart.rows == [["year", "n"], ["2023", "1"], ["2024", "2"]]
     assert chart.summary == "Intro\nEnd"
-    assert parse_chart("| X | Y |\n|---|---|\n| 1X | X2 |").rows == [["X", "Y"], ["1X", "X2"]]
+    assert parse_chart("|X|Y|\n|---|---|\n|1X|X2|").rows == [["X", "Y"], ["1X", "X2"]]
 
 
 @pytest.mark.parametrize("text", ["no table at all", "```csv\nonly,header\n```", "| one | row |\n|---|---|"])

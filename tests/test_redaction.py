@@ -80,12 +80,13 @@ def test_redact_body_masks_secret_fields_at_any_depth():
 def test_redact_body_shortens_images_and_long_strings():
     image = "data:image/png;base64," + "A" * 200
     out = redact_body({"url": image, "short": "data:" + "B" * 75, "long": "x" * 9_999, "longer": "y" * 10_001,
-                       "just": "data:" + "C" * 76})
+                       "just": "data:" + "C" * 76, "edge": "z" * 10_000})
     assert out["url"] == image[:40] + f"...({len(image)} chars)"
     assert out["short"] == "data:" + "B" * 75  # 80 characters: kept as is
     assert out["long"] == "x" * 9_999
     assert out["longer"] == "y" * 10_000 + "..."
     assert out["just"] == "data:" + "C" * 35 + "...(81 chars)"
+    assert out["edge"] == "z" * 10_000 + "..."  # 10,000 characters are already shortened
 
 
 def test_redact_body_redacts_text_inside_strings():
