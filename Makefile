@@ -9,7 +9,7 @@ DEMO_OUT ?= out/demo
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: setup system-deps browser demo test bench load fixtures clean
+.PHONY: setup system-deps browser demo test mutate bench load fixtures clean
 
 setup: $(STAMP) system-deps
 
@@ -51,6 +51,11 @@ demo: setup
 test: setup $(TEST_STAMP) browser
 	$(BIN)/python -m pytest -q
 
+# Mutation testing of the modules behind README's guarantees (not part of make test; ~5-10 min
+# on 2 cores): scores per guarantee printed and written to docs/testing.md.
+mutate: setup $(TEST_STAMP)
+	$(BIN)/python tests/mutate.py
+
 # Benchmarks (not part of make test): figures printed and saved to bench/results/*.json.
 bench: setup
 	$(BIN)/python bench/run_all.py
@@ -63,4 +68,4 @@ fixtures: $(STAMP)
 	$(BIN)/python fixtures/make_fixtures.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out .pytest_cache mutants

@@ -133,3 +133,21 @@ def test_throughput_benchmark(work):
         assert "zerox" in res["skipped"]
     if importlib.util.find_spec("matplotlib"):
         assert (work / "throughput_vs_concurrency.png").exists()
+
+
+OPTIONAL_TOOLS = {
+    "pdftoppm (poppler-utils)": common.have_pdftoppm,
+    "pypdfium2": lambda: importlib.util.find_spec("pypdfium2") is not None,
+    "matplotlib": lambda: importlib.util.find_spec("matplotlib") is not None,
+    "zerox (its own venv)": lambda: common.zerox_python() is not None,
+}
+
+
+@pytest.mark.parametrize("tool", sorted(OPTIONAL_TOOLS))
+def test_optional_benchmark_tool_is_installed(tool):
+    """The smoke tests above check a comparison tool's part only when it is installed (`make bench`
+    installs them). A missing one is reported here as a skip with its reason (pytest -ra lists
+    it at the end of `make test`), so its checks are never passed over quietly."""
+    if not OPTIONAL_TOOLS[tool]():
+        pytest.skip(f"optional benchmark tool not installed: {tool}; `make bench` installs it. "
+                    "Its smoke checks in this file did not run")

@@ -301,9 +301,9 @@ def test_hostile_page_with_50000_drawings_is_fast(tmp_path):
     shape.commit()
     pdf.save(path)
     doc = _doc(path)
-    t0 = time.perf_counter()
+    t0 = time.thread_time()  # this thread's CPU time: other processes' load does not count
     regions = find_chart_regions(doc, 1)
-    assert time.perf_counter() - t0 < 5
+    assert time.thread_time() - t0 < 5
     assert len(regions) <= 1  # at most one box around all drawings
 
 
@@ -319,9 +319,9 @@ def test_many_drawings_below_cap_stay_fast(tmp_path):
         shape.finish(fill=(0, 0, 0), color=None)
     shape.commit()
     pdf.save(path)
-    t0 = time.perf_counter()
+    t0 = time.thread_time()  # this thread's CPU time: other processes' load does not count
     find_chart_regions(_doc(path), 1)
-    assert time.perf_counter() - t0 < 3
+    assert time.thread_time() - t0 < 3
 
 
 # --- API edges -----------------------------------------------------------------------------

@@ -207,7 +207,9 @@ def test_roundtrip_same_neutral_result_stream_and_not(emu, profile):
     assert a.finish_reason == b.finish_reason == "stop"
     assert a.usage.prompt_tokens == b.usage.prompt_tokens > 0 and a.usage.completion_tokens == b.usage.completion_tokens
     jsonschema.validate(j.json(), SCHEMA)
-    assert j.json()["total"] == 7.0 or j.json()["total"] == 42.1 or isinstance(j.json()["total"], float)
+    # the emulator's model fills a number with the first number of the page text, a string with the text
+    # (pipeline/testing/model.py, from_schema): every dialect must carry exactly that back
+    assert j.json() == {"total": 7.0, "currency": "Invoice 7 total 42.10 EUR"}
     if profile == "modelslab-anthropic":  # json_object maps to a forced tool with an open object schema
         assert isinstance(k.json(), dict)
     else:

@@ -94,8 +94,11 @@ def test_sigkill_at_random_points_then_resume(emu, tmp_path, monkeypatch):
         deadline = time.monotonic() + 150
         while not due() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
+        reached, running = due(), proc.poll() is None
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        # a run that finished (or never got there) before the kill would test nothing
+        assert running and reached, (label, "finished first" if not running else "never reached the point")
+        assert proc.wait() == -signal.SIGKILL, label
         # nothing answered before this run may have been sent again by it
         resent = [marker(q) for q in chats(emu) if q["time"] >= t_start and marker(q) in protected]
         assert resent == [], (label, resent)

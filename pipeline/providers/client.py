@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -58,7 +59,10 @@ class ChatClient:
     """One endpoint. Use from many threads; ``close()`` or use as a context manager."""
 
     def __init__(self, endpoint: Endpoint, *, transport: httpx.BaseTransport | None = None,
-                 policy: RetryPolicy | None = None):
+                 policy: RetryPolicy | None = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        """``clock`` and ``sleep`` drive every wait (backoff, Retry-After, the rate gate, AIMD
+        holds); tests pass a fake pair to assert exact waits without waiting."""
         ep = endpoint if endpoint.dialect and endpoint.base_url else endpoint.resolved()
         if ep.dialect is None:
             raise ConfigError(f"profile {ep.profile!r} has no remote endpoint")
@@ -66,7 +70,8 @@ class ChatClient:
         self.adapter = ADAPTERS[ep.dialect](ep)
         self.policy = policy or RetryPolicy(max_retries=ep.max_retries, backoff_base=ep.backoff_base,
                                             backoff_max=ep.backoff_max, max_rate_limit_wait=ep.max_rate_limit_wait)
-        self.limiter, self.gate = for_endpoint((ep.dialect, ep.base_url), ep.concurrency)
+        self.clock, self.sleep = clock, sleep
+        self.limiter, self.gate = for_endpoint((ep.dialect, ep.base_url), ep.concurrency, clock, sleep)
         self._http = httpx.Client(
             verify=tls.context(), timeout=httpx.Timeout(ep.timeout, connect=ep.connect_timeout),
             limits=httpx.Limits(max_connections=ep.concurrency + 4, max_keepalive_connections=ep.concurrency),
@@ -93,7 +98,7 @@ class ChatClient:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("POST %s body=%s", url, redact(json.dumps(redact_body(body))[:2000]))
         state = RetryState(self.policy)
-        t0 = time.monotonic()
+        t0 = self.clock()
         while True:
             state.rate_limit_waited += self.gate.wait(self.policy.max_rate_limit_wait - state.rate_limit_waited)
             state.attempts += 1
@@ -123,9 +128,9 @@ class ChatClient:
                 log.warning("giving up after %d attempt(s): %s", state.attempts, error)
                 raise error
             log.info("retrying in %.2fs (attempt %d): %s", delay, state.attempts, error)
-            time.sleep(delay)
+            self.sleep(delay)
         resp.attempts = state.attempts
-        resp.latency_s = time.monotonic() - t0
+        resp.latency_s = self.clock() - t0
         return resp
 
     def list_models(self) -> list[str]:

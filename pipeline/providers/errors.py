@@ -28,7 +28,8 @@ def register_secret(secret: str | None) -> None:
 
 def redact(text: object) -> str:
     s = str(text)
-    for secret in list(_SECRETS):
+    # Longest first: a key that contains another registered key must not leave its tail behind.
+    for secret in sorted(_SECRETS, key=len, reverse=True):
         if secret in s:
             s = s.replace(secret, "***")
     for pat, keep in _PATTERNS:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import email.utils
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pipeline.providers.errors import ProviderError, RateLimitError
@@ -24,11 +24,12 @@ class RetryPolicy:
     # and a count, so that 429s with no (or zero) wait hint cannot loop forever
     max_rate_limit_retries: int = 50
     max_hint: float = 120.0  # never trust a single server hint beyond this
+    rng: random.Random | None = field(default=None, repr=False, compare=False)  # seeded in tests
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """Full-jitter exponential backoff for the given 0-based attempt."""
         cap = min(self.backoff_max, self.backoff_base * (2 ** attempt))
-        return (rng or random).uniform(cap / 2, cap)
+        return (rng or self.rng or random).uniform(cap / 2, cap)
 
     def delay_for(self, err: ProviderError, attempt: int) -> float:
         if err.retry_after is not None:

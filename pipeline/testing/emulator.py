@@ -410,7 +410,7 @@ def _make_handler(emu: Emulator):
             if emu.config["validate"]:
                 skin.schema_check(body)
             wire = skin.parse(body, self.headers)
-            wire.key = key
+            wire.key, wire.raw = key, raw
             rec.update(model=wire.model, stream=wire.stream)
             model = ALIASES.get(wire.model, wire.model)
             if model in emu.config["retired_models"]:
@@ -448,7 +448,7 @@ def _make_handler(emu: Emulator):
                 self._drop()
                 return 0, "drop"
             if kind and kind.isdigit() or kind in ("model_retired", "context_too_long", "500_empty", "502_html",
-                                                   "status_error", "401_echo"):
+                                                   "status_error", "401_echo", "echo"):
                 return self._fault_status(skin, wire, kind, fault)
             ans = emu.answer(wire, fault)
             completion = count_text_tokens(ans.content, model) + sum(
@@ -514,6 +514,10 @@ def _make_handler(emu: Emulator):
             elif kind == "401_echo":
                 echo = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "x-api-key", "key")}
                 r = skin.reject(401, f"Invalid credentials in request: headers={echo} key={wire.key!r}")
+            elif kind == "echo":  # a proxy or debug server that answers with the whole request
+                status = int(fault.get("status", 400))
+                r = skin.reject(status, f"cannot process {self.command} {self.path}: headers={dict(self.headers)} "
+                                        f"body={wire.raw.decode('utf-8', 'replace')}")
             elif kind == "status_error":
                 msg = fault.get("message", "Service temporarily unavailable. Please try again later.")
                 self._send(200, {"status": "error", "message": msg})

@@ -18,6 +18,7 @@ FAULTS = {
     "500_empty", "502_html",  # 5xx with an empty or HTML body (§1.10 table)
     "status_error",  # HTTP 200 with {"status": "error"} (ModelsLab, §3.4)
     "401_echo",  # 401 whose message echoes the request's credentials (as some proxies do)
+    "echo",  # error (``status``, default 400) whose message echoes all request headers and the body
     # transport faults
     "timeout",  # hold the request without answering (client read timeout)
     "drop",  # reset the connection without a response

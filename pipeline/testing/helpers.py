@@ -5,7 +5,8 @@ import io
 
 from pipeline.providers import Endpoint
 
-FAKE_KEY = "sk-test-SECRET-123"
+# No "sk-" prefix: a generic pattern would hide it; only pixtract's secret registry may remove it.
+FAKE_KEY = "Test0SECRET0key0123"
 PROFILES = ["mistral", "openrouter", "modelslab", "modelslab-anthropic", "openai"]
 
 

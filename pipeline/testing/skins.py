@@ -43,6 +43,7 @@ class Wire:
     req: ChatRequest
     body: dict
     key: str | None = None
+    raw: bytes = b""  # the body as sent (the "echo" fault answers with it)
     include_usage: bool = True
     extra: dict = field(default_factory=dict)
 

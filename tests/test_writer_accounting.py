@@ -1,0 +1,183 @@
+"""The writer's page accounting: every record counted once, by task, status and route; tokens
+and cost (cached answers cost nothing again); document status; the ledger fed as it writes."""
+
+import json
+import os
+from collections import Counter
+
+from pipeline.outputs import OutputWriter, read_results
+from pipeline.records import Document, ErrorInfo, Record
+
+DOC = Document("in/a.pdf", "/x/in/a.pdf", "ab" * 32, "pdf", 1234, "PDF")
+
+
+def rec(page, status="ok", task="transcribe", route="vision", usage=(10, 5), cost=0.5, cached=False, **kw):
+    return Record(document=DOC.path, sha256=DOC.sha256, page=page, task=task, route=route if status == "ok" else None,
+                  status=status, answer="text" if status == "ok" else None,
+                  usage={"input_tokens": usage[0], "output_tokens": usage[1]}, cost_usd=cost, cached=cached,
+                  error=ErrorInfo("render_error", f"page {page}: boom") if status == "failed" else None, **kw)
+
+
+def test_counts_tokens_cost_and_cache_hits(tmp_path):
+    w = OutputWriter(str(tmp_path))
+    w.ledger.plan("transcribe", 4)
+    w.ledger.plan("ask", 1)
+    w.add_document(DOC, 4, [rec(1), rec(2, route="text-fallback", usage=(7, 3), cost=0.25),
+                            rec(3, cached=True, cost=9.0), rec(4, "failed", usage=(1, 0), cost=0.125),
+                            rec(1, task="ask", question="Q?", status="skipped", usage=(0, 0), cost=0.0)])
+    s = w.summary()
+    assert s["records"] == 5 == w.records
+    assert s["by_status"] == {"ok": 3, "failed": 1, "skipped": 1}
+    assert s["ok_by_route"] == {"vision": 2, "text-fallback": 1}
+    assert s["by_task"] == {"transcribe": {"ok": {"vision": 2, "text-fallback": 1}, "failed": 1, "skipped": 0,
+                                           "total": 4},
+                            "ask": {"ok": {}, "failed": 0, "skipped": 1, "total": 1}}
+    assert s["usage"] == {"input_tokens": 28, "output_tokens": 13}
+    assert s["cost_usd"] == 0.875  # the cached answer was paid for by an earlier run
+    assert s["cached"] == 1
+    assert s["ledger"]["balanced"] is True
+    assert s["ledger"]["tasks"]["transcribe"]["ok"] == {"vision": 2, "text-fallback": 1}
+    assert w.counts == Counter({("transcribe", "ok", "vision"): 2, ("transcribe", "ok", "text-fallback"): 1,
+                                ("transcribe", "failed", "none"): 1, ("ask", "skipped", "none"): 1})
+
+
+def test_an_empty_run_has_zero_usage_and_a_balanced_ledger(tmp_path):
+    s = OutputWriter(str(tmp_path)).summary()
+    assert s == {"records": 0, "by_status": {}, "ok_by_route": {}, "by_task": {},
+                 "usage": {"input_tokens": 0, "output_tokens": 0}, "cost_usd": 0.0, "cached": 0,
+                 "ledger": {"balanced": True, "duplicates": 0, "tasks": {}}}
+
+
+def test_cost_is_rounded_to_micro_dollars(tmp_path):
+    w = OutputWriter(str(tmp_path))
+    w.add_document(DOC, 2, [rec(1, cost=0.1234564), rec(2, cost=0.0000002)])
+    assert w.summary()["cost_usd"] == 0.123457
+
+
+def test_document_status_ok_partial_failed(tmp_path):
+    w = OutputWriter(str(tmp_path))
+    other = Document("in/b.pdf", "/x/in/b.pdf", "cd" * 32, "pdf", 9, "PDF")
+    third = Document("in/c.png", "/x/in/c.png", "ef" * 32, "image", 7, "PNG")
+    w.add_document(DOC, 2, [rec(1), rec(2)])
+    w.add_document(other, 2, [rec(1, "failed"), rec(2)])
+    w.add_document(third, 1, [rec(1, "failed")])
+    assert [d["status"] for d in w.documents] == ["ok", "partial", "failed"]
+    assert w.documents[0] == {"path": "in/a.pdf", "sha256": DOC.sha256, "kind": "pdf", "format": "PDF",
+                              "bytes": 1234, "pages": 2, "markdown": "a.md", "status": "ok"}
+    assert [d["markdown"] for d in w.documents] == ["a.md", "b.md", "c.md"]
+    assert (tmp_path / "a.md").read_text().startswith("# in/a.pdf")
+
+
+def test_a_failed_document_is_counted_without_markdown(tmp_path):
+    w = OutputWriter(str(tmp_path))
+    w.ledger.plan("transcribe", 1)
+    w.ledger.plan("ask", 1)
+    failed = [rec(None, "failed"), rec(None, "failed", task="ask", question="Q?")]
+    w.add_failure(failed, kind="pdf")
+    assert w.documents == [{"path": "in/a.pdf", "sha256": DOC.sha256, "kind": "pdf", "pages": None,
+                            "status": "failed", "markdown": None, "error": "page None: boom"}]
+    s = w.summary()
+    assert s["by_status"] == {"failed": 2} and s["records"] == 2 and s["ledger"]["balanced"] is True
+    assert list(tmp_path.glob("*.md")) == []
+    w.add_failure([Record(document="z", sha256=None, page=None, task="transcribe", route=None, status="failed")])
+    assert w.documents[-1]["error"] is None and w.documents[-1]["kind"] is None
+
+
+def test_records_are_written_once_each_in_page_order(tmp_path):
+    w = OutputWriter(str(tmp_path))
+    w.add_document(DOC, 3, [rec(3), rec(1), rec(2, task="ask", question="b"), rec(2, task="ask", question="a"),
+                            rec(2)])
+    w.finish({"m": 1})
+    got = [(r.page, r.task, r.question) for r in read_results(str(tmp_path))]
+    assert got == [(1, "transcribe", None), (2, "ask", "a"), (2, "ask", "b"), (2, "transcribe", None),
+                   (3, "transcribe", None)]
+    assert json.loads((tmp_path / "manifest.json").read_text()) == {"m": 1}
+
+
+def test_chart_tables_are_written_and_linked(tmp_path):
+    w = OutputWriter(str(tmp_path))
+    rows = [["year", "n"], ["2024", "3"]]
+    w.add_document(DOC, 1, [rec(1, task="chart", region=2, data={"rows": rows}),
+                            rec(1, task="chart", region=1, status="failed", data={"rows": rows}),
+                            rec(2, task="chart", data={"rows": []})])
+    w.finish({})
+    recs = {r.region: r for r in read_results(str(tmp_path))}
+    assert recs[2].data == {"rows": rows, "csv": "charts/a-p1-c2.csv"}
+    assert (tmp_path / "charts" / "a-p1-c2.csv").read_text() == "year,n\n2024,3\n"
+    assert "csv" not in recs[1].data and recs[None].data == {"rows": []}
+    assert sorted(p.name for p in (tmp_path / "charts").iterdir()) == ["a-p1-c2.csv"]
+
+
+def test_the_spool_is_where_a_live_report_reads_it_and_a_rerun_can_reopen_the_folder(tmp_path):
+    from pipeline.report import _results_path
+
+    w = OutputWriter(str(tmp_path))
+    w.add_document(DOC, 1, [rec(1)])
+    assert sorted(os.listdir(tmp_path)) == [".pixtract", "a.md"]
+    assert _results_path(str(tmp_path)) == w.spool_path
+    assert os.path.dirname(w.spool_path) == str(tmp_path / ".pixtract")
+    w.abort()
+    again = OutputWriter(str(tmp_path))  # the rerun of a killed run: .pixtract/ is already there
+    again.abort()
+
+
+def test_non_ascii_stays_readable_in_results_and_manifest(tmp_path):
+    w = OutputWriter(str(tmp_path))
+    r = rec(1)
+    r.answer = "Größe 42 €"
+    w.add_document(DOC, 1, [r])
+    assert "Größe 42 €" in open(w.spool_path, encoding="utf-8").read()
+    w.finish({"title": "Größe", "n": [1]})
+    assert (tmp_path / "results.jsonl").read_text(encoding="utf-8").count("Größe 42 €") == 1
+    assert (tmp_path / "manifest.json").read_text(encoding="utf-8") == '{\n  "title": "Größe",\n  "n": [\n    1\n  ]\n}\n'
+
+
+def test_records_without_usage_count_as_zero_tokens(tmp_path):
+    w = OutputWriter(str(tmp_path))
+    r = rec(1)
+    r.usage = {}
+    w.add_document(DOC, 2, [r, rec(2, usage=(4, 2))])
+    assert w.summary()["usage"] == {"input_tokens": 4, "output_tokens": 2}
+
+
+def test_routes_add_up_across_tasks_and_failures_across_routes(tmp_path):
+    w = OutputWriter(str(tmp_path))
+    odd = rec(3, "failed")
+    odd.route = "vision"  # a failed record that names the rung it failed on still counts as failed
+    w.add_document(DOC, 3, [rec(1), rec(1, task="ask", question="Q"), rec(2, "failed"), odd])
+    s = w.summary()
+    assert s["ok_by_route"] == {"vision": 2}
+    assert s["by_task"]["transcribe"] == {"ok": {"vision": 1}, "failed": 2, "skipped": 0, "total": 3}
+
+
+def test_a_chart_without_region_gets_table_one_and_other_tasks_never_write_tables(tmp_path):
+    w = OutputWriter(str(tmp_path))
+    rows = [["a", "b"], ["1", "2"]]
+    w.add_document(DOC, 2, [rec(1, task="chart", data={"rows": rows}),
+                            rec(2, task="extract", data={"rows": rows}, schema="s")])
+    assert sorted(p.name for p in (tmp_path / "charts").iterdir()) == ["a-p1-c1.csv"]
+    w.finish({})
+    extract = [r for r in read_results(str(tmp_path)) if r.task == "extract"][0]
+    assert extract.data == {"rows": rows}
+
+
+def test_records_are_sorted_document_level_first_then_question_then_region(tmp_path):
+    w = OutputWriter(str(tmp_path))
+    w.add_document(DOC, 1, [rec(1, task="ask", question="A"), rec(1, task="ask", question=None),
+                            rec(None, task="transcribe"), rec(1, task="chart", region=1),
+                            rec(1, task="chart", region=None)])
+    w.finish({})
+    got = [(r.page, r.task, r.question, r.region) for r in read_results(str(tmp_path))]
+    assert got == [(None, "transcribe", None, None), (1, "ask", None, None), (1, "ask", "A", None),
+                   (1, "chart", None, None), (1, "chart", None, 1)]
+
+
+def test_same_stem_and_same_bytes_under_two_paths_get_their_own_markdown(tmp_path):
+    w = OutputWriter(str(tmp_path))
+    twin = Document("other/a.pdf", "/x/other/a.pdf", DOC.sha256, "pdf", 1234, "PDF")
+    namesake = Document("third/a.pdf", "/x/third/a.pdf", "cd" * 32, "pdf", 9, "PDF")
+    w.add_document(DOC, 2, [rec(1)])
+    w.add_document(twin, 2, [rec(1)])
+    w.add_document(namesake, 2, [rec(1)])
+    assert [d["markdown"] for d in w.documents] == ["a.md", "a-abababab.md", "a-cdcdcdcd.md"]
+    assert "<!-- pixtract page 1 of 2:" in (tmp_path / "a.md").read_text()
