@@ -53,12 +53,13 @@ def headline(summary: Mapping[str, Any]) -> str:
     """The summary's first line: the outcome in capitals, then what a person needs to act."""
     outcome = decide(summary)
     records = summary.get("records", 0)
-    planned = summary.get("planned_route") or "the planned route"
+    route = summary.get("planned_route")
+    planned = route or "the planned route"
     if outcome == INTERRUPTED:
         return (f"INTERRUPTED by {summary['interrupted']}: {records - summary.get('not_answered', 0)} of "
                 f"{records} records answered and written; run the same command again to resume")
     if outcome == COMPLETE:
-        return f"COMPLETE: all {records} records answered on the planned route ({planned})"
+        return f"COMPLETE: all {records} records answered on the planned route" + (f" ({route})" if route else "")
     parts = []
     failed_types = summary.get("failed_by_type") or {}
     if summary.get("failed"):

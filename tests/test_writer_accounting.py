@@ -12,9 +12,11 @@ DOC = Document("in/a.pdf", "/x/in/a.pdf", "ab" * 32, "pdf", 1234, "PDF")
 
 
 def rec(page, status="ok", task="transcribe", route="vision", usage=(10, 5), cost=0.5, cached=False, **kw):
+    """A record; what this run paid for it is its cost, unless it came from the cache."""
     return Record(document=DOC.path, sha256=DOC.sha256, page=page, task=task, route=route if status == "ok" else None,
                   status=status, answer="text" if status == "ok" else None,
                   usage={"input_tokens": usage[0], "output_tokens": usage[1]}, cost_usd=cost, cached=cached,
+                  paid_usd=0.0 if cached else cost,
                   error=ErrorInfo("render_error", f"page {page}: boom") if status == "failed" else None, **kw)
 
 
@@ -32,9 +34,14 @@ def test_counts_tokens_cost_and_cache_hits(tmp_path):
     assert s["by_task"] == {"transcribe": {"ok": {"vision": 2, "text-fallback": 1}, "failed": 1, "skipped": 0,
                                            "total": 4},
                             "ask": {"ok": {}, "failed": 0, "skipped": 1, "total": 1}}
-    assert s["usage"] == {"input_tokens": 28, "output_tokens": 13}
-    assert s["cost_usd"] == 0.875  # the cached answer was paid for by an earlier run
+    assert s["usage"] == {"input_tokens": 28, "output_tokens": 13}  # what the outputs hold
+    assert s["usage_paid"] == {"input_tokens": 18, "output_tokens": 8}  # the cached answer's were paid earlier
+    assert s["cost_usd"] == 9.875  # what the answers in the outputs cost
+    assert s["paid_usd"] == 0.875  # what this run paid: the cached answer was paid for by an earlier run
     assert s["cached"] == 1
+    assert (s["failed"], s["failed_by_type"], s["skipped_by_reason"], s["not_answered"]) == (
+        1, {"render_error": 1}, {"unknown": 1}, 2)
+    assert s["outcome"] == "incomplete" and s["exit_code"] == 1
     assert s["ledger"]["balanced"] is True
     assert s["ledger"]["tasks"]["transcribe"]["ok"] == {"vision": 2, "text-fallback": 1}
     assert w.counts == Counter({("transcribe", "ok", "vision"): 2, ("transcribe", "ok", "text-fallback"): 1,
@@ -43,15 +50,19 @@ def test_counts_tokens_cost_and_cache_hits(tmp_path):
 
 def test_an_empty_run_has_zero_usage_and_a_balanced_ledger(tmp_path):
     s = OutputWriter(str(tmp_path)).summary()
-    assert s == {"records": 0, "by_status": {}, "ok_by_route": {}, "by_task": {},
-                 "usage": {"input_tokens": 0, "output_tokens": 0}, "cost_usd": 0.0, "cached": 0,
-                 "ledger": {"balanced": True, "duplicates": 0, "tasks": {}}}
+    zero = {"input_tokens": 0, "output_tokens": 0}
+    assert s == {"records": 0, "by_status": {}, "ok_by_route": {}, "by_task": {}, "planned_route": None,
+                 "degraded": 0, "degraded_by_route": {}, "failed": 0, "failed_by_type": {},
+                 "skipped_by_reason": {}, "not_answered": 0, "blank": 0, "usage": zero, "usage_paid": zero,
+                 "cost_usd": 0.0, "paid_usd": 0.0, "cached": 0, "interrupted": None,
+                 "ledger": {"balanced": True, "duplicates": 0, "tasks": {}}, "outcome": "complete", "exit_code": 0,
+                 "headline": "COMPLETE: all 0 records answered on the planned route"}
 
 
 def test_cost_is_rounded_to_micro_dollars(tmp_path):
     w = OutputWriter(str(tmp_path))
     w.add_document(DOC, 2, [rec(1, cost=0.1234564), rec(2, cost=0.0000002)])
-    assert w.summary()["cost_usd"] == 0.123457
+    assert w.summary()["cost_usd"] == 0.123457 == w.summary()["paid_usd"]
 
 
 def test_document_status_ok_partial_failed(tmp_path):
