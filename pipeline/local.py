@@ -1,17 +1,18 @@
-"""The local engine (profile ``local``): a page's text layer as Markdown, else Tesseract OCR.
+"""The local engine (profile ``local``): a page's text layer as Markdown, else OCR.
 
 Born-digital pages go through pymupdf4llm (layout analysis from PyMuPDF's authors: tables as
-Markdown tables, reading order, headers and footers); scanned pages and images are OCRed.
-Both then get the same clean-up: hyphenated line breaks joined, running lines dropped.
+Markdown tables, reading order, headers and footers); scanned pages and images are turned
+upright and OCRed (RapidOCR by default, or Tesseract; see pipeline.ocr). Both then get the same
+clean-up: hyphenated line breaks joined, running lines dropped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from . import markdown, mupdf, ocr, render
+from . import markdown, mupdf, ocr, orientation, render
 from .errors import InputError
 from .records import ROUTE_LOCAL_OCR, ROUTE_LOCAL_TEXT, Document, Page, RenderSettings
 
@@ -24,26 +25,64 @@ class LocalAnswer:
     markdown: str
     route: str  # local-text or local-ocr
     model: str
+    rotation: int = 0  # degrees clockwise the page image was turned before OCR
+    flags: list[str] = field(default_factory=list)  # e.g. "rotated-90", "ocr-forced"
 
 
 def transcribe(
-    page: Page, settings: RenderSettings, running: set[str] | None = None, password: str | None = None
+    page: Page, settings: RenderSettings, running: set[str] | None = None, password: str | None = None,
+    *, options: ocr.OcrOptions | None = None,
 ) -> LocalAnswer:
     """Markdown of one page, from the text layer when it has real text, else from OCR."""
+    options = options or ocr.OcrOptions()
     md = ""
-    if page.document.kind == "pdf" and page.has_text_layer:
+    flags: list[str] = []
+    use_layer = page.document.kind == "pdf" and page.has_text_layer
+    if use_layer and options.force:
+        use_layer, flags = False, ["ocr-forced"]
+    if use_layer:
         md = text_layer_markdown(page.document, page.number, password)
         route, model = ROUTE_LOCAL_TEXT, f"{LOCAL_MODEL}/pymupdf4llm"
         if not md.strip():
             # pymupdf4llm found nothing it could lay out (e.g. a 200-inch page): the plain text
             # layer is still far better than OCR of a page shrunk to 4200 px.
             md, model = page.text, f"{LOCAL_MODEL}/text-layer"
+    rotation = 0
     if not md.strip():  # no text layer, or one that yields nothing (e.g. invisible text)
-        lines = ocr.ocr_lines(render.ocr_image(page.document, page.number, settings, password))
-        md = markdown.ocr_to_markdown(lines)
-        route, model = ROUTE_LOCAL_OCR, f"{LOCAL_MODEL}/tesseract"
+        read = ocr_page(render.ocr_image(page.document, page.number, settings, password), options)
+        md, rotation = markdown.ocr_to_markdown(read.lines), read.rotation
+        route, model = ROUTE_LOCAL_OCR, f"{LOCAL_MODEL}/{options.effective_engine}"
+        if rotation:
+            flags.append(f"rotated-{rotation}")
     md = markdown.drop_running_lines(markdown.dehyphenate(md), running or set())
-    return LocalAnswer(markdown.tidy(md), route, model)
+    return LocalAnswer(markdown.tidy(md), route, model, rotation, flags)
+
+
+def ocr_page(image: bytes, options: ocr.OcrOptions) -> orientation.UprightRead:
+    """OCR lines of an encoded page image, read upright when ``options.upright``."""
+    from PIL import Image
+
+    engine, lang = options.effective_engine, options.lang
+
+    def read(img) -> list[ocr.OcrLine]:
+        if engine == ocr.ENGINE_RAPIDOCR:
+            from .ocr_rapid import rapid_lines
+
+            return rapid_lines(img)
+        if img is original:
+            return ocr.tesseract_lines(image, lang=lang)
+        buf = io.BytesIO()
+        img.save(buf, "PNG", compress_level=1)
+        return ocr.tesseract_lines(buf.getvalue(), lang=lang)
+
+    original = img = Image.open(io.BytesIO(image))
+    img.load()
+    if not options.upright:
+        return orientation.UprightRead(read(img), 0)
+    recognise = None
+    if engine == ocr.ENGINE_RAPIDOCR:
+        from .ocr_rapid import recognise_score as recognise
+    return orientation.read_upright(img, read, recognise)
 
 
 def text_layer_markdown(doc: Document, number: int, password: str | None = None) -> str:
