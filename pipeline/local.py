@@ -3,7 +3,8 @@
 Born-digital pages go through pymupdf4llm (layout analysis from PyMuPDF's authors: tables as
 Markdown tables, reading order, headers and footers); scanned pages and images are turned
 upright and OCRed (RapidOCR by default, or Tesseract; see pipeline.ocr). Both then get the same
-clean-up: hyphenated line breaks joined, running lines dropped.
+clean-up: accents composed, TeX quotes and ligatures normalised, hyphenated line breaks joined,
+running lines dropped (across pages, and by pattern on every page: pipeline.textclean).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 import io
 from dataclasses import dataclass, field
 
-from . import markdown, mupdf, ocr, orientation, render
+from . import markdown, mupdf, ocr, orientation, render, textclean
 from .errors import InputError
 from .records import ROUTE_LOCAL_OCR, ROUTE_LOCAL_TEXT, Document, Page, RenderSettings
 
@@ -54,7 +55,8 @@ def transcribe(
         route, model = ROUTE_LOCAL_OCR, f"{LOCAL_MODEL}/{options.effective_engine}"
         if rotation:
             flags.append(f"rotated-{rotation}")
-    md = markdown.drop_running_lines(markdown.dehyphenate(md), running or set())
+    md = markdown.drop_running_lines(markdown.dehyphenate(textclean.clean_text(md)), running or set())
+    md = textclean.drop_page_furniture(md)
     return LocalAnswer(markdown.tidy(md), route, model, rotation, flags)
 
 

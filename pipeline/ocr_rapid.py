@@ -87,6 +87,9 @@ def recognise_score(crops: list) -> float:
 def _segment(box, text: str, score: float, words) -> list[OcrWord]:
     """A detected text box as words (RapidOCR's word boxes when it has them)."""
     out = []
+    xs, ys = [p[0] for p in box], [p[1] for p in box]
+    if max(ys) - min(ys) > 1.5 * (max(xs) - min(xs)):
+        words = None  # a box of text running up or down: its word boxes are not page positions
     for w in words or ():
         wtext, wscore, wbox = w[0], w[1], w[2]
         if wtext.strip():
@@ -107,30 +110,36 @@ def group_lines(segments: list[list[OcrWord]]) -> list[OcrLine]:
     """Text boxes side by side (table cells, columns of a form) as one line each, top to bottom.
 
     PP-OCR detects runs of text, not lines; the Markdown step needs lines. A box joins a line
-    when their vertical extents overlap by more than half the smaller height.
+    when their vertical extents overlap by more than half the smaller height. Boxes stay whole
+    (their words are never interleaved with another box's), left to right.
     """
-    rows: list[list[OcrWord]] = []
+    rows: list[list[list[OcrWord]]] = []
     for seg in sorted(segments, key=lambda s: (min(w.top for w in s), min(w.left for w in s))):
-        top = min(w.top for w in seg)
-        bottom = max(w.top + w.height for w in seg)
+        top, bottom = _extent(seg)
         for row in rows:
-            r_top = min(w.top for w in row)
-            r_bottom = max(w.top + w.height for w in row)
+            r_top, r_bottom = _extent([w for s in row for w in s])
             overlap = min(bottom, r_bottom) - max(top, r_top)
             if overlap > 0.5 * min(bottom - top, r_bottom - r_top):
-                row.extend(seg)
+                row.append(seg)
                 break
         else:
-            rows.append(list(seg))
+            rows.append([seg])
     lines = []
     for row in rows:
-        row.sort(key=lambda w: w.left)
-        lines.append(line_of(row, sep=_sep(row)))
+        row.sort(key=lambda s: min(w.left for w in s))
+        words = [w for s in row for w in s]
+        line = line_of(words)
+        line.text = " ".join(_sep(s).join(w.text for w in s) for s in row)
+        lines.append(line)
     lines.sort(key=lambda ln: (ln.top, ln.left))
     return lines
 
 
+def _extent(words: list[OcrWord]) -> tuple[int, int]:
+    return min(w.top for w in words), max(w.top + w.height for w in words)
+
+
 def _sep(words: list[OcrWord]) -> str:
     """Words of Chinese or Japanese text have no spaces between them."""
-    cjk = sum(1 for w in words for c in w.text if "\u3040" <= c <= "\u9fff")
+    cjk = sum(1 for w in words for c in w.text if "\u3040" <= c <= "\u9fff" or "\uff00" <= c <= "\uffef")
     return "" if cjk > sum(len(w.text) for w in words) / 2 else " "

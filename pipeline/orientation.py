@@ -16,6 +16,7 @@ from .ocr import OcrLine
 LOW_CONFIDENCE = 0.8  # mean confidence (weighted by characters) under which other turns are tried
 TALL_SHARE = 0.5  # share of characters in boxes taller than wide that marks a sideways page
 MIN_GAIN = 1.25  # a turn must score this much better than the page as it came
+SIDEWAYS_GAIN = 0.9  # ...or, on a page whose text runs up or down, about as well
 
 
 @dataclass
@@ -65,22 +66,24 @@ def read_upright(image, read: Callable[[object], list[OcrLine]],
     else:
         return UprightRead(first, 0)
     tried = (0, *turns)
+    # Text that runs up or down the page is sideways whatever the first read made of it
+    # (Tesseract reads such lines itself, but a vision model needs the page turned): then the
+    # better of the two turns wins unless it reads clearly worse.
+    gain = SIDEWAYS_GAIN if turns == (90, 270) else MIN_GAIN
     if recognise is not None and first:
         crops = sample_crops(image, first)
         base = recognise(crops)
-        scored = [(recognise([c.rotate(-t, expand=True) for c in crops]), t) for t in turns]
-        best, turn = max(scored)
-        if best <= base * MIN_GAIN:
+        best, turn = max((recognise([c.rotate(-t, expand=True) for c in crops]), t) for t in turns)
+        if best <= base * gain:
             return UprightRead(first, 0, tried)
         return UprightRead(read(image.rotate(-turn, expand=True)), turn, tried)
-    best_read, best_score = UprightRead(first, 0, tried), score(first)
-    need = best_score * MIN_GAIN
+    best_read, need = UprightRead(first, 0, tried), score(first) * gain
     for turn in turns:
         # PIL rotates counter-clockwise: rotate(-turn) turns the page `turn` degrees clockwise.
         lines = read(image.rotate(-turn, expand=True))
         s = score(lines)
-        if s > need and s > best_score:
-            best_read, best_score = UprightRead(lines, turn, tried), s
+        if s > need:
+            best_read, need = UprightRead(lines, turn, tried), s
     return best_read
 
 
