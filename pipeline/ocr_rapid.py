@@ -8,11 +8,15 @@ is switched off by ``pipeline/__init__.py`` before anything imports it.
 from __future__ import annotations
 
 import io
+import re
 import threading
 
 from .errors import OCRError
 from .ocr import OcrLine, OcrWord, line_of
 
+# PP-OCR's recogniser often drops the space after an amount ("4,250.00EUR"); an amount with a
+# decimal part followed straight by a word is put apart again.
+_AMOUNT_WORD = re.compile(r"(?<![\w.,])(\d[\d,]*[.,]\d+)([A-Za-z]{2,})\b")
 MIN_SCORE = 0.5  # RapidOCR's own default text_score: below it a box is noise
 _ENGINES = threading.local()
 
@@ -129,7 +133,7 @@ def group_lines(segments: list[list[OcrWord]]) -> list[OcrLine]:
         row.sort(key=lambda s: min(w.left for w in s))
         words = [w for s in row for w in s]
         line = line_of(words)
-        line.text = " ".join(_sep(s).join(w.text for w in s) for s in row)
+        line.text = _AMOUNT_WORD.sub(r"\1 \2", " ".join(_sep(s).join(w.text for w in s) for s in row))
         lines.append(line)
     lines.sort(key=lambda ln: (ln.top, ln.left))
     return lines
