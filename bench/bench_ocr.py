@@ -42,6 +42,12 @@ ROTATED = {
 }
 
 
+def options_for(engine: str, **kw) -> ocr.OcrOptions:
+    """"tesseract-noupright" is the local engine as it was before the upright check."""
+    name, _, variant = engine.partition("-")
+    return ocr.OcrOptions(engine=name, upright=variant != "noupright", **kw)
+
+
 def cpu_seconds() -> float:
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -74,7 +80,7 @@ def run_pages(path: Path, options: ocr.OcrOptions) -> list[tuple[local.LocalAnsw
 def bench_zerox(corpus: Path, engine: str) -> dict:
     base = corpus / "zerox_doc2md_sample"
     tests = json.loads((base / "test.json").read_text())
-    opts = ocr.OcrOptions(engine=engine)
+    opts = options_for(engine)
     rows, found_all, total_all, ocr_ms, ocr_pages = [], 0, 0, 0.0, 0
     for t in tests:
         answers = run_pages(base / "inputs" / t["file"], opts)
@@ -114,7 +120,7 @@ def plain(md: str) -> str:
 
 def bench_linn(corpus: Path, engine: str) -> dict:
     base = corpus / "ocrmypdf_test_resources"
-    opts = ocr.OcrOptions(engine=engine, force=True)  # linn.pdf is a scan: no text layer anyway
+    opts = options_for(engine, force=True)  # linn.pdf is a scan: no text layer anyway
     answers = run_pages(base / "linn.pdf", opts)
     hyp = plain("\n".join(a.markdown for a, _ in answers))
     value = cer((base / "linn.txt").read_text(), hyp)
@@ -128,7 +134,7 @@ def bench_rotated(corpus: Path, engine: str) -> dict:
     out = {}
     for rel in ROTATED:
         path = corpus / rel
-        answers = run_pages(path, ocr.OcrOptions(engine=engine))
+        answers = run_pages(path, options_for(engine))
         text = "\n".join(a.markdown for a, _ in answers)
         row = {"rotation": [a.rotation for a, _ in answers], "routes": [a.route for a, _ in answers],
                "cpu_ms": round(sum(ms for _, ms in answers))}
@@ -146,7 +152,8 @@ def bench_rotated(corpus: Path, engine: str) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpus", default=str(ROOT.parent / "shared" / "corpus"))
-    ap.add_argument("--engines", default="tesseract,rapidocr")
+    ap.add_argument("--engines", default="tesseract,rapidocr",
+                    help="comma-separated: rapidocr, tesseract, tesseract-noupright (as before the upright check)")
     ap.add_argument("--only", default="zerox,linn,rotated")
     args = ap.parse_args()
     corpus = Path(args.corpus)

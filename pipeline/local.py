@@ -10,6 +10,7 @@ running lines dropped (across pages, and by pattern on every page: pipeline.text
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 from dataclasses import dataclass, field
 
@@ -48,6 +49,8 @@ def transcribe(
             # pymupdf4llm found nothing it could lay out (e.g. a 200-inch page): the plain text
             # layer is still far better than OCR of a page shrunk to 4200 px.
             md, model = page.text, f"{LOCAL_MODEL}/text-layer"
+        else:
+            md = with_image_text(md, page, settings, password, options)
     rotation = 0
     if not md.strip():  # no text layer, or one that yields nothing (e.g. invisible text)
         read = ocr_page(render.ocr_image(page.document, page.number, settings, password), options)
@@ -85,6 +88,62 @@ def ocr_page(image: bytes, options: ocr.OcrOptions) -> orientation.UprightRead:
     if engine == ocr.ENGINE_RAPIDOCR:
         from .ocr_rapid import recognise_score as recognise
     return orientation.read_upright(img, read, recognise)
+
+
+IMAGE_MIN_PT = 40  # images smaller than this on either side hold no readable text (icons, bullets)
+IMAGE_MIN_SHARE = 0.015  # ...or covering less of the page than this
+IMAGE_MAX_SHARE = 0.8  # an image this big is a scan: the page has no real text layer then
+IMAGE_MAX = 8  # images OCRed per page at most
+IMAGE_DPI = 200
+
+
+def with_image_text(md: str, page: Page, settings: RenderSettings, password: str | None,
+                    options: ocr.OcrOptions) -> str:
+    """A born-digital page's Markdown plus the text inside its pictures (chart labels, banners
+    drawn as images, screenshots), which no text layer holds. Lines already in ``md`` are left
+    out, so an image of text that is also in the layer adds nothing."""
+    regions = image_regions(page.document, page.number, password)
+    if not regions:
+        return md
+    have = _squash(md)
+    blocks = []
+    for png in regions:
+        lines = ocr_page(png, dataclasses.replace(options, upright=False)).lines
+        new = [ln.text for ln in lines if ln.conf >= 0.7 and _squash(ln.text) not in have]
+        if new:
+            blocks.append(" ".join(new))
+    return md.rstrip() + "\n\n" + "\n\n".join(blocks) + "\n" if blocks else md
+
+
+def image_regions(doc: Document, number: int, password: str | None = None) -> list[bytes]:
+    """Greyscale PNGs of the page areas where mid-sized images are drawn (with anything drawn
+    over them), largest first; overlapping placements count once."""
+    import pymupdf
+
+    with mupdf.open_pdf(doc, password) as pdf:
+        page = pdf.load_page(number - 1)
+        prect = page.rect
+        area = max(prect.width * prect.height, 1e-6)
+        rects: list = []
+        for info in page.get_image_info():
+            r = pymupdf.Rect(info["bbox"]) & prect
+            if r.is_empty or min(r.width, r.height) < IMAGE_MIN_PT:
+                continue
+            if not IMAGE_MIN_SHARE <= r.width * r.height / area <= IMAGE_MAX_SHARE:
+                continue
+            if any((r & o).get_area() > 0.5 * min(r.get_area(), o.get_area()) for o in rects):
+                continue
+            rects.append(r)
+        rects.sort(key=lambda r: r.get_area(), reverse=True)
+        out = []
+        for r in rects[:IMAGE_MAX]:
+            pix = page.get_pixmap(clip=r, dpi=IMAGE_DPI, colorspace=pymupdf.csGRAY, alpha=False)
+            out.append(pix.tobytes("png"))
+    return out
+
+
+def _squash(text: str) -> str:
+    return "".join(text.split()).casefold()
 
 
 def text_layer_markdown(doc: Document, number: int, password: str | None = None) -> str:

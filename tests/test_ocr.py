@@ -156,3 +156,16 @@ def test_sideways_and_score_helpers():
     wide = ocr.OcrLine("abcd", 0, 0, 60, 10, 0, 0.9, [ocr.OcrWord("abcd", 0, 0, 60, 10, 0.9)])
     assert orientation.sideways([tall, tall, wide]) and not orientation.sideways([wide, wide, tall])
     assert orientation.score([wide]) == pytest.approx(3.6)
+
+
+def test_text_inside_pictures_of_a_born_digital_page_is_read(real):
+    """zerox 0013.pdf: chart labels and figures exist only as pixels; the text layer alone gave
+    41 of its 68 keywords."""
+    doc = identify(str(real / "zerox_0013.pdf"))
+    pages = [render_page(doc, n, S) for n in (1, 2, 3)]
+    md = "\n".join(local.transcribe(p, S, set(), options=RAPID).markdown for p in pages)
+    layer = squash("\n".join(p.text for p in pages))
+    only_in_images = ["US Stocks", "Portfolio Construction", "78.65", "Mutual Funds"]
+    assert [k for k in only_in_images if squash(k) in layer] == []
+    assert [k for k in only_in_images if squash(k) not in squash(md)] == []
+    assert keyword_recall(md, real / "zerox_0013.keywords.json") >= 0.85
