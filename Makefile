@@ -9,7 +9,7 @@ DEMO_OUT ?= out/demo
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: setup system-deps browser demo test mutate bench load fixtures clean
+.PHONY: setup system-deps ocr-langs browser demo test mutate bench load fixtures clean
 
 setup: $(STAMP) system-deps
 
@@ -23,14 +23,25 @@ $(TEST_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
 	touch $(TEST_STAMP)
 
-# Tesseract (the local engine's OCR). Installed with apt-get when missing; as root on CI.
+# Tesseract (the local engine's second OCR engine, with its orientation data) and strace (the
+# test that a local run sends nothing off the machine). Installed with apt-get when missing.
 system-deps:
-	@command -v tesseract >/dev/null 2>&1 || { \
-	  echo "installing tesseract-ocr (apt-get)"; \
+	@command -v tesseract >/dev/null 2>&1 && command -v strace >/dev/null 2>&1 || { \
+	  echo "installing tesseract-ocr, strace (apt-get)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq tesseract-ocr tesseract-ocr-eng >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq tesseract-ocr tesseract-ocr-eng \
+	    tesseract-ocr-osd strace >/dev/null; }
 	@tesseract --version 2>&1 | head -n 1
+
+# Extra Tesseract languages (RapidOCR, the default engine, already reads Chinese, Japanese and
+# Latin scripts): make ocr-langs OCR_LANGS="kor rus chi_sim" (Tesseract codes; Debian packages).
+OCR_LANGS ?= chi_sim jpn
+ocr-langs:
+	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  pkgs=$$(for l in $(OCR_LANGS); do echo tesseract-ocr-$$l | tr '_' '-' | tr 'A-Z' 'a-z'; done); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$pkgs >/dev/null
+	@tesseract --list-langs 2>/dev/null | tail -n +2 | tr '\n' ' '; echo
 
 # Headless Chromium for the report's browser test (Debian package; no browser download).
 browser:

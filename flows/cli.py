@@ -99,6 +99,13 @@ def _add_config_flags(p: argparse.ArgumentParser, with_out: bool = True) -> None
     r.add_argument("--max-edge", type=_setting("--max-edge"), metavar="PX", help="long edge of page images (default 1024)")
     r.add_argument("--dpi-cap", type=_setting("--dpi-cap"), metavar="DPI", help="never render a PDF page above this DPI (default 200)")
     r.add_argument("--image-format", choices=("auto", "png", "jpeg"), help="auto (default): PNG line art, JPEG photos")
+    o = p.add_argument_group("local engine (OCR)")
+    o.add_argument("--ocr-engine", choices=("rapidocr", "tesseract"),
+                   help="OCR for scans and images: rapidocr (default, bundled PP-OCR models) or tesseract")
+    o.add_argument("--ocr-lang", metavar="LANGS",
+                   help="OCR languages as Tesseract codes joined by '+' (default eng; e.g. eng+chi_sim, jpn, kor)")
+    o.add_argument("--force-ocr", action="store_true", help="OCR every page, even those with a text layer")
+    o.add_argument("--no-upright", action="store_true", help="do not detect and undo 90/180/270 degree turns")
     c = p.add_argument_group("cost and resume")
     c.add_argument("--budget-usd", type=_setting("--budget-usd"), metavar="X", help="start no request that could take spending past X")
     c.add_argument("--no-cache", action="store_true", help="ignore cached answers and ask afresh")
@@ -201,6 +208,8 @@ def flags_layer(args: argparse.Namespace) -> dict[str, Any]:
         "cache_dir": a.get("cache_dir"), "stream": a.get("stream"), "system_prompt": a.get("system_prompt"),
         "endpoint": {k: a.get(k) for k in ("base_url", "vision_model", "text_model", "timeout", "max_retries")},
         "render": {"max_edge": a.get("max_edge"), "dpi_cap": a.get("dpi_cap"), "image_format": a.get("image_format")},
+        "ocr": {"engine": a.get("ocr_engine"), "lang": a.get("ocr_lang"),
+                "force": True if a.get("force_ocr") else None, "upright": False if a.get("no_upright") else None},
     }
     if a.get("no_cache"):
         layer["cache"] = False

@@ -4,7 +4,13 @@ One module per step: discover -> render -> (messages) -> route -> (answers) -> o
 This package never imports Prefect; ``flows/`` wraps it.
 """
 
+import os as _os
 import sys as _sys
+
+# ONNX Runtime (PyMuPDF's layout model, RapidOCR) sends Microsoft telemetry unless this is set
+# before it is first imported; its disable_telemetry_events() does not stop the lookups.
+# tests/test_offline_traffic.py checks that a local run makes no outside connection attempt.
+_os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 __version__ = "0.1.0"
 

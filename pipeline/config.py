@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import UsageError
+from .ocr import OcrOptions
 from .records import RenderSettings
 
 TASKS = ("transcribe", "ask", "extract", "chart")
@@ -71,6 +72,9 @@ SETTINGS = [
     # MuPDF worker processes (pipeline/workers.py): a step's deadline, and each worker's memory cap
     Setting("page_timeout", None, "PIXTRACT_PAGE_TIMEOUT", float, 0.001),
     Setting("worker_memory_mb", None, "PIXTRACT_WORKER_MEMORY_MB", int, 0),
+    # the local engine's OCR (pipeline/ocr.py): engine and languages
+    Setting("ocr.engine", "--ocr-engine", "PIXTRACT_OCR_ENGINE", str),
+    Setting("ocr.lang", "--ocr-lang", "PIXTRACT_OCR_LANG", str),
 ]
 SETTING_BY_PATH = {s.path: s for s in SETTINGS}
 SETTING_BY_FLAG = {s.flag: s for s in SETTINGS if s.flag}
@@ -130,6 +134,7 @@ class RunConfig:
     endpoint: EndpointSpec = field(default_factory=EndpointSpec)
     vision_alt: EndpointSpec | None = None  # second vision endpoint (ladder rung 2)
     render: RenderSettings = field(default_factory=RenderSettings)
+    ocr: OcrOptions = field(default_factory=OcrOptions)  # the local engine's OCR ([ocr] in a job file)
     concurrency: int = 0  # 0: default for the profile
     budget_usd: float | None = None
     cache: bool = True
@@ -227,6 +232,7 @@ class RunConfig:
     def from_public(cls, d: dict[str, Any], password: str | None = None) -> "RunConfig":
         d = dict(d)
         d["render"] = RenderSettings(**d.get("render") or {})
+        d["ocr"] = OcrOptions(**d.get("ocr") or {})
         d["endpoint"] = EndpointSpec(**d.get("endpoint") or {})
         d["vision_alt"] = EndpointSpec(**d["vision_alt"]) if d.get("vision_alt") else None
         d["tasks"] = [_load_schema(TaskSpec(**t)) for t in d.get("tasks") or [{}]]
@@ -236,7 +242,7 @@ class RunConfig:
 
 # What makes two runs "the same job" (a rerun or resume may write into the same --out);
 # operational knobs like concurrency, budget, timeouts or the cache do not change the answers.
-_JOB_IDENTITY = ("inputs", "profile", "tasks", "render", "system_prompt", "temperature", "seed")
+_JOB_IDENTITY = ("inputs", "profile", "tasks", "render", "ocr", "system_prompt", "temperature", "seed")
 _ENDPOINT_IDENTITY = ("profile", "vision_model", "text_model")
 
 
@@ -371,6 +377,7 @@ def build_config(*layers: dict[str, Any], password: str | None = None) -> RunCon
             endpoint=EndpointSpec(**_typed_endpoint(ep)),
             vision_alt=EndpointSpec(**_typed_endpoint(alt)) if alt else None,
             render=RenderSettings(**_typed(d.get("render", {}), RenderSettings)),
+            ocr=OcrOptions(**_typed(d.get("ocr", {}), OcrOptions)),
             concurrency=int(d.get("concurrency", 0) or 0),
             budget_usd=float(d["budget_usd"]) if d.get("budget_usd") is not None else None,
             cache=bool(d.get("cache", True)),

@@ -1,17 +1,20 @@
-"""The local engine (profile ``local``): a page's text layer as Markdown, else Tesseract OCR.
+"""The local engine (profile ``local``): a page's text layer as Markdown, else OCR.
 
 Born-digital pages go through pymupdf4llm (layout analysis from PyMuPDF's authors: tables as
-Markdown tables, reading order, headers and footers); scanned pages and images are OCRed.
-Both then get the same clean-up: hyphenated line breaks joined, running lines dropped.
+Markdown tables, reading order, headers and footers); scanned pages and images are turned
+upright and OCRed (RapidOCR by default, or Tesseract; see pipeline.ocr). Both then get the same
+clean-up: accents composed, TeX quotes and ligatures normalised, hyphenated line breaks joined,
+running lines dropped (across pages, and by pattern on every page: pipeline.textclean).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from . import markdown, mupdf, ocr, render
+from . import markdown, mupdf, ocr, orientation, render, textclean
 from .errors import WORKER_FAILURES, InputError
 from .records import ROUTE_LOCAL_OCR, ROUTE_LOCAL_TEXT, Document, Page, RenderSettings
 from .workers import isolated
@@ -25,26 +28,123 @@ class LocalAnswer:
     markdown: str
     route: str  # local-text or local-ocr
     model: str
+    rotation: int = 0  # degrees clockwise the page image was turned before OCR
+    flags: list[str] = field(default_factory=list)  # e.g. "rotated-90", "ocr-forced"
 
 
 def transcribe(
-    page: Page, settings: RenderSettings, running: set[str] | None = None, password: str | None = None
+    page: Page, settings: RenderSettings, running: set[str] | None = None, password: str | None = None,
+    *, options: ocr.OcrOptions | None = None,
 ) -> LocalAnswer:
     """Markdown of one page, from the text layer when it has real text, else from OCR."""
+    options = options or ocr.OcrOptions()
     md = ""
-    if page.document.kind == "pdf" and page.has_text_layer:
+    flags: list[str] = []
+    use_layer = page.document.kind == "pdf" and page.has_text_layer
+    if use_layer and options.force:
+        use_layer, flags = False, ["ocr-forced"]
+    if use_layer:
         md = text_layer_markdown(page.document, page.number, password)
         route, model = ROUTE_LOCAL_TEXT, f"{LOCAL_MODEL}/pymupdf4llm"
         if not md.strip():
             # pymupdf4llm found nothing it could lay out (e.g. a 200-inch page): the plain text
             # layer is still far better than OCR of a page shrunk to 4200 px.
             md, model = page.text, f"{LOCAL_MODEL}/text-layer"
+        else:
+            md = with_image_text(md, page, settings, password, options)
+    rotation = 0
     if not md.strip():  # no text layer, or one that yields nothing (e.g. invisible text)
-        lines = ocr.ocr_lines(render.ocr_image(page.document, page.number, settings, password))
-        md = markdown.ocr_to_markdown(lines)
-        route, model = ROUTE_LOCAL_OCR, f"{LOCAL_MODEL}/tesseract"
-    md = markdown.drop_running_lines(markdown.dehyphenate(md), running or set())
-    return LocalAnswer(markdown.tidy(md), route, model)
+        read = ocr_page(render.ocr_image(page.document, page.number, settings, password), options)
+        md, rotation = markdown.ocr_to_markdown(read.lines), read.rotation
+        route, model = ROUTE_LOCAL_OCR, f"{LOCAL_MODEL}/{options.effective_engine}"
+        if rotation:
+            flags.append(f"rotated-{rotation}")
+    md = markdown.drop_running_lines(markdown.dehyphenate(textclean.clean_text(md)), running or set())
+    md = textclean.drop_page_furniture(md)
+    return LocalAnswer(markdown.tidy(md), route, model, rotation, flags)
+
+
+def ocr_page(image: bytes, options: ocr.OcrOptions) -> orientation.UprightRead:
+    """OCR lines of an encoded page image, read upright when ``options.upright``."""
+    from PIL import Image
+
+    engine, lang = options.effective_engine, options.lang
+
+    def read(img) -> list[ocr.OcrLine]:
+        if engine == ocr.ENGINE_RAPIDOCR:
+            from .ocr_rapid import rapid_lines
+
+            return rapid_lines(img)
+        if img is original:
+            return ocr.tesseract_lines(image, lang=lang)
+        buf = io.BytesIO()
+        img.save(buf, "PNG", compress_level=1)
+        return ocr.tesseract_lines(buf.getvalue(), lang=lang)
+
+    original = img = Image.open(io.BytesIO(image))
+    img.load()
+    if not options.upright:
+        return orientation.UprightRead(read(img), 0)
+    recognise = None
+    if engine == ocr.ENGINE_RAPIDOCR:
+        from .ocr_rapid import recognise_score as recognise
+    return orientation.read_upright(img, read, recognise)
+
+
+IMAGE_MIN_PT = 40  # images smaller than this on either side hold no readable text (icons, bullets)
+IMAGE_MIN_SHARE = 0.015  # ...or covering less of the page than this
+IMAGE_MAX_SHARE = 0.8  # an image this big is a scan: the page has no real text layer then
+IMAGE_MAX = 8  # images OCRed per page at most
+IMAGE_DPI = 200
+
+
+def with_image_text(md: str, page: Page, settings: RenderSettings, password: str | None,
+                    options: ocr.OcrOptions) -> str:
+    """A born-digital page's Markdown plus the text inside its pictures (chart labels, banners
+    drawn as images, screenshots), which no text layer holds. Lines already in ``md`` are left
+    out, so an image of text that is also in the layer adds nothing."""
+    regions = image_regions(page.document, page.number, password)
+    if not regions:
+        return md
+    have = _squash(md)
+    blocks = []
+    for png in regions:
+        lines = ocr_page(png, dataclasses.replace(options, upright=False)).lines
+        new = [ln.text for ln in lines if ln.conf >= 0.7 and _squash(ln.text) not in have]
+        if new:
+            blocks.append(" ".join(new))
+    return md.rstrip() + "\n\n" + "\n\n".join(blocks) + "\n" if blocks else md
+
+
+def image_regions(doc: Document, number: int, password: str | None = None) -> list[bytes]:
+    """Greyscale PNGs of the page areas where mid-sized images are drawn (with anything drawn
+    over them), largest first; overlapping placements count once."""
+    import pymupdf
+
+    with mupdf.open_pdf(doc, password) as pdf:
+        page = pdf.load_page(number - 1)
+        prect = page.rect
+        area = max(prect.width * prect.height, 1e-6)
+        rects: list = []
+        for info in page.get_image_info():
+            r = pymupdf.Rect(info["bbox"]) & prect
+            if r.is_empty or min(r.width, r.height) < IMAGE_MIN_PT:
+                continue
+            if not IMAGE_MIN_SHARE <= r.width * r.height / area <= IMAGE_MAX_SHARE:
+                continue
+            if any((r & o).get_area() > 0.5 * min(r.get_area(), o.get_area()) for o in rects):
+                continue
+            rects.append(r)
+        rects.sort(key=lambda r: r.get_area(), reverse=True)
+        out = []
+        for r in rects[:IMAGE_MAX]:
+            pix = page.get_pixmap(clip=r, dpi=IMAGE_DPI, colorspace=pymupdf.csGRAY, alpha=False)
+            out.append(pix.tobytes("png"))
+    return out
+
+
+def _squash(text: str) -> str:
+    return "".join(text.split()).casefold()
 
 
 def text_layer_markdown(doc: Document, number: int, password: str | None = None) -> str:

@@ -100,7 +100,7 @@ class Router:
             if id(plan.spec) not in clients:
                 clients[id(plan.spec)] = self._client_for(plan.spec)
             rungs.append(Rung(plan.route, plan.spec, plan.model, clients[id(plan.spec)]))
-        rungs.append(Rung("local"))
+        rungs.append(Rung("local", model=self.cfg.ocr.key()))  # OCR settings change local answers
         return rungs
 
     @property
@@ -221,7 +221,7 @@ class Router:
     def _ocr_text(self, page: Page) -> str:
         if page.has_text_layer:
             return page.text
-        return local.transcribe(page, self.cfg.render, None, self.cfg.password).markdown
+        return local.transcribe(page, self.cfg.render, None, self.cfg.password, options=self.cfg.ocr).markdown
 
     def _answer_charts(self, plan: DocumentPlan, page: Page, task: TaskSpec) -> list[Record]:
         from . import charts
@@ -376,7 +376,7 @@ class Router:
 
     def _local(self, doc, page, plan, task, tried, acc, base) -> Record | None:
         try:
-            ans = local.transcribe(page, self.cfg.render, plan.running_lines, self.cfg.password)
+            ans = local.transcribe(page, self.cfg.render, plan.running_lines, self.cfg.password, options=self.cfg.ocr)
         except OCRError as e:
             tried.append({"route": "local", "error": ErrorInfo.from_exception(e).__dict__})
             return None
@@ -386,7 +386,7 @@ class Router:
             return None
         return self._record(doc, page.number, task, None, status=STATUS_OK, route=ans.route, answer=ans.markdown,
                             model=ans.model, provider="local", tried=tried, fallback_reason=_reason(tried),
-                            **acc.fields(), **base)
+                            flags=ans.flags, **acc.fields(), **base)
 
     def _ask(self, rung: Rung, task: TaskSpec, question, pages, text, caption, acc) -> dict:
         """One rung's answer as record fields, or _RungFailed."""
