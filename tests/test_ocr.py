@@ -19,7 +19,7 @@ from pipeline.render import render_page
 from .helpers import missing_words
 
 S = RenderSettings()
-RAPID = ocr.OcrOptions()
+RAPID = ocr.OcrOptions(engine="rapidocr")
 TESS = ocr.OcrOptions(engine="tesseract")
 
 
@@ -47,9 +47,10 @@ def keyword_recall(md: str, keywords_file) -> float:
     return sum(squash(k) in squash(md) for k in kws) / len(kws)
 
 
-def test_rapidocr_is_the_default_and_reads_a_scan(samples, expected):
-    ans = transcribe(samples / "scan.webp", ocr.OcrOptions())
-    assert ans.route == ROUTE_LOCAL_OCR and ans.model.endswith("/rapidocr")
+@pytest.mark.parametrize("options, engine", [(None, "tesseract"), ("rapidocr", "rapidocr")])
+def test_the_default_engine_is_tesseract_and_rapidocr_is_one_option_away(samples, expected, options, engine):
+    ans = transcribe(samples / "scan.webp", ocr.OcrOptions(engine=options) if options else ocr.OcrOptions())
+    assert ans.route == ROUTE_LOCAL_OCR and ans.model.endswith(f"/{engine}")
     assert missing_words(ans.markdown, expected["scan.webp"]["page_words"][0]) == []
 
 
@@ -109,18 +110,18 @@ def test_real_sideways_receipt_comes_out_upright(real):
     assert "Walmart" in ans.markdown
 
 
-def test_chinese_invoice_is_read_by_the_default_engine(real):
+def test_chinese_invoice_is_read_by_rapidocr(real):
     """zerox 0015.png, a Chinese VAT invoice: Tesseract with English data read 5 of 33 keywords."""
-    ans = transcribe(real / "zerox_0015.png", ocr.OcrOptions(lang="chi_sim+eng"))
+    ans = transcribe(real / "zerox_0015.png", ocr.OcrOptions(engine="rapidocr", lang="chi_sim+eng"))
     assert ans.model.endswith("/rapidocr")
     assert "普通发票" in ans.markdown and "收款人" in ans.markdown and "销售方" in ans.markdown
     assert keyword_recall(ans.markdown, real / "zerox_0015.keywords.json") >= 0.5
 
 
 def test_languages_rapidocr_lacks_go_to_tesseract():
-    assert ocr.OcrOptions(lang="chi_sim+jpn").effective_engine == "rapidocr"
-    assert ocr.OcrOptions(lang="kor").effective_engine == "tesseract"
-    assert ocr.OcrOptions(lang="eng+rus").effective_engine == "tesseract"
+    assert ocr.OcrOptions(engine="rapidocr", lang="chi_sim+jpn").effective_engine == "rapidocr"
+    assert ocr.OcrOptions(engine="rapidocr", lang="kor").effective_engine == "tesseract"
+    assert ocr.OcrOptions(engine="rapidocr", lang="eng+rus").effective_engine == "tesseract"
     assert ocr.OcrOptions(engine="tesseract", lang="jpn").effective_engine == "tesseract"
     assert ocr.OcrOptions(lang="kor").key() != ocr.OcrOptions().key()
 
