@@ -250,6 +250,10 @@ def fingerprint(public: dict[str, Any]) -> str:
     import hashlib
 
     ident = {k: public.get(k) for k in _JOB_IDENTITY}
+    if ident.get("ocr") in (None, dataclasses.asdict(OcrOptions())):
+        # the default OCR is what every output folder before the OCR options was made with:
+        # leaving it out keeps their fingerprints, so they still resume
+        del ident["ocr"]
     for name in ("endpoint", "vision_alt"):
         ep = public.get(name) or {}
         ident[name] = {k: ep.get(k) for k in _ENDPOINT_IDENTITY}
