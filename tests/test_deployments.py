@@ -244,7 +244,7 @@ def scenario(tmp_path_factory, samples):
         stack.cli(str(BIN / "prefect"), "work-pool", "create", POOL, "--type", "process")
         worker_env = dict(stack.env, MISTRAL_API_KEY=FAKE_KEY)
         for w in ("w1", "w2"):
-            stack.start(w, [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--name", w, "--limit", "4"],
+            stack.start(w, [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--name", w, "--limit", "2"],
                         env=worker_env)
         job = _job(tmp / "job.toml", emu, inbox, "out")
         deploy = stack.start("deploy", [str(BIN / "pixtract"), "deploy", "--job", str(job), "--cron", CRON,
