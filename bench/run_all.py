@@ -117,6 +117,8 @@ def print_targets() -> None:
         if "met" in targets:  # render: a single target
             targets = {"pixtract/pdftoppm cpu <= 0.1": targets}
         for label, t in targets.items():
+            if not isinstance(t, dict):  # startup: label -> met (the measured figure is in the label's key)
+                t = {"met": t, "measured": "see results"}
             met = {True: "MET", False: "NOT MET", None: "n/a"}[t.get("met")]
             print(f"  {name:10s} {label:40s} measured {t.get('measured')}: {met}")
 
