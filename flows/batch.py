@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import os
-import threading
 import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +38,7 @@ from pipeline.workers import WorkerSettings, sigterm_unwinds, start_workers
 
 from . import progress
 from .apiwatch import ApiWatch
+from .localrun import LocalRun
 
 # Secrets never travel as flow parameters (Prefect stores those in plain text). A deployment's
 # worker gets the PDF password from this environment variable; an in-process run hands it over
@@ -66,20 +66,6 @@ def answer_document_task(router: Router, plan: DocumentPlan, spec: TaskSpec, que
     rec = router.answer_document(plan, spec, question)
     router.done[(plan.document.path, (spec.kind, question))] = rec
     return rec
-
-
-@dataclass
-class LocalRun:
-    """What an in-process caller (the CLI) hands the flow besides its JSON parameters: the
-    stop signal, and the preflight it already did. Not a flow parameter: it is not data."""
-
-    stop: threading.Event = field(default_factory=threading.Event)
-    signal: str | None = None  # SIGINT or SIGTERM, once stop is set by a signal
-    preflight: PreflightReport | None = None
-    router: Any = None  # the run's Router, when the caller made it (to answer the first pages early)
-    written: threading.Event = field(default_factory=threading.Event)  # outputs are on disk
-    api_lost: threading.Event = field(default_factory=threading.Event)  # the Prefect API went away
-    summary: dict[str, Any] | None = None
 
 
 _LOCAL_RUN: contextvars.ContextVar[LocalRun | None] = contextvars.ContextVar("pixtract_local_run", default=None)
