@@ -302,6 +302,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.errors import UsageError
     from pipeline.providers.errors import ConfigError
 
+    from .localrun import LocalRun
+
     managed = False
     importer = threading.Thread(target=_import_prefect, name="pixtract-import", daemon=True)
 
@@ -319,13 +321,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             cfg = load_config(args)
             checked = check_run(cfg, args.overwrite, while_waiting=start_prefect)
+            local = LocalRun(preflight=checked)
+            stop_early = _answer_early(cfg, local)  # the first pages go out while Prefect imports
         except (UsageError, ConfigError) as e:
             print(f"pixtract: error: {e}", file=sys.stderr)
             return EXIT_USAGE
         finally:
             if importer.is_alive():
                 importer.join()  # never leave the interpreter with an import half done
-        return _run(args, cfg, checked)
+        return _run(args, cfg, local, stop_early)
     finally:
         if managed:
             from .server import release
@@ -358,20 +362,18 @@ def _use_managed_server(quiet: bool) -> bool:
     return True
 
 
-def _run(args: argparse.Namespace, cfg, checked) -> int:
+def _run(args: argparse.Namespace, cfg, local, stop_early) -> int:
     from pipeline.errors import UsageError
     from pipeline.providers.errors import ConfigError
 
     from . import progress
-    from .batch import LocalRun, run_batch
+    from .batch import run_batch
     from .interrupt import API_LOST, exit_now, run_stoppable
 
     bar = _ProgressBar(enabled=not (args.no_progress or args.quiet or args.log_json) and sys.stderr.isatty())
     listeners = [progress.subscribe(bar)]
     if args.log_json:
         listeners.append(progress.subscribe(_JsonLog()))
-    local = LocalRun(preflight=checked)
-    stop_early = _answer_early(cfg, local)
     try:
         with bar:
             done = run_stoppable(lambda: run_batch(cfg, local), local)
