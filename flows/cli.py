@@ -17,6 +17,9 @@ from collections import Counter
 from typing import Any
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_DEGRADED = 0, 1, 2, 3
+# A frozen run is ended (flows/interrupt.StallWatch) after no record for stall_timeout + the
+# margin, and before its first document after stall_timeout + the margin + the start-up allowance.
+STALL_MARGIN_S, STALL_STARTUP_S = 30.0, 120.0
 
 EXIT_CODES_HELP = """exit codes:
   0    complete: every page answered on the planned route (or truly blank / without a chart)
@@ -302,9 +305,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.errors import UsageError
     from pipeline.providers.errors import ConfigError
 
+    from .interrupt import StallWatch
     from .localrun import LocalRun
 
     managed = False
+    watch = local = None
     importer = threading.Thread(target=_import_prefect, name="pixtract-import", daemon=True)
 
     def start_prefect() -> None:
@@ -322,6 +327,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             cfg = load_config(args)
             checked = check_run(cfg, args.overwrite, while_waiting=start_prefect)
             local = LocalRun(preflight=checked)
+            watch = StallWatch(cfg.stall_timeout + STALL_MARGIN_S, STALL_STARTUP_S) if cfg.stall_timeout else None
             stop_early = _answer_early(cfg, local)  # the first pages go out while Prefect imports
         except (UsageError, ConfigError) as e:
             print(f"pixtract: error: {e}", file=sys.stderr)
@@ -329,8 +335,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         finally:
             if importer.is_alive():
                 importer.join()  # never leave the interpreter with an import half done
-        return _run(args, cfg, local, stop_early)
+        return _run(args, cfg, local, stop_early, watch)
     finally:
+        if watch is not None:
+            watch.close(cancel=not local.stop.is_set())  # a signal's own watchdog stays armed
         if managed:
             from .server import release
 
@@ -362,7 +370,7 @@ def _use_managed_server(quiet: bool) -> bool:
     return True
 
 
-def _run(args: argparse.Namespace, cfg, local, stop_early) -> int:
+def _run(args: argparse.Namespace, cfg, local, stop_early, watch) -> int:
     from pipeline.errors import UsageError
     from pipeline.providers.errors import ConfigError
 
@@ -376,7 +384,7 @@ def _run(args: argparse.Namespace, cfg, local, stop_early) -> int:
         listeners.append(progress.subscribe(_JsonLog()))
     try:
         with bar:
-            done = run_stoppable(lambda: run_batch(cfg, local), local)
+            done = run_stoppable(lambda: run_batch(cfg, local), local, watch)
     finally:
         for unsubscribe in listeners:
             unsubscribe()

@@ -18,11 +18,14 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pipeline.outcome import SIGNAL_EXIT
+
+from . import progress
 
 API_LOST = "api-lost"
 WRITE_WAIT_S = 3.5  # after the signal: time for the run to write its outputs (answers in flight get 2 s)
@@ -34,10 +37,12 @@ class Finished:
     error: BaseException | None = None
 
 
-def run_stoppable(fn: Callable[[], Any], local) -> Finished | str:
+def run_stoppable(fn: Callable[[], Any], local, watch: "StallWatch | None" = None) -> Finished | str:
     """Run ``fn`` (the flow) on a thread; return its result, the signal's name once the run
     was stopped (its outputs written when ``local.written`` is set), or API_LOST once the
-    outputs are written but the Prefect API is gone."""
+    outputs are written but the Prefect API is gone.
+
+    While it runs, ``watch`` (a StallWatch) is kept pushed back as long as records come."""
     box = Finished()
 
     def target() -> None:
@@ -66,6 +71,8 @@ def run_stoppable(fn: Callable[[], Any], local) -> Finished | str:
     try:
         while worker.is_alive():
             worker.join(0.1)
+            if watch is not None and not local.stop.is_set():
+                watch.rearm()
             if local.stop.is_set():
                 local.written.wait(WRITE_WAIT_S)
                 return local.signal or "SIGINT"
@@ -74,8 +81,47 @@ def run_stoppable(fn: Callable[[], Any], local) -> Finished | str:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if watch is not None:
+            watch.close(cancel=False)  # the caller cancels it (after a signal it must stay armed)
     faulthandler.cancel_dump_traceback_later()
     return box
+
+
+class StallWatch:
+    """The last guard against a run that never ends. A stalled page is given up by the page
+    threads (pipeline/pagethreads.py), but when this process is frozen (native code holding the
+    GIL) nothing in Python runs at all. faulthandler's watchdog needs no GIL: it is armed from
+    the start, and pushed back (``rearm``, from the main thread) while records keep coming; once
+    no document or record has come for ``stall_s`` seconds, it prints every thread's traceback
+    and ends the process with exit status 1 (the answers so far are in the cache: a rerun
+    resumes)."""
+
+    def __init__(self, stall_s: float, startup_s: float) -> None:
+        """``startup_s`` more are allowed before the first document (Prefect starts meanwhile)."""
+        self.stall_s = stall_s
+        self.last = time.monotonic() + startup_s
+        self._armed = 0.0
+        self._unsubscribe = progress.subscribe(self)
+        self.rearm()
+
+    def document(self, path: str, pages: int) -> None:
+        self.last = time.monotonic()  # the flow is running: the start-up allowance is over
+
+    def record(self, rec) -> None:
+        self.last = time.monotonic()
+
+    def rearm(self) -> None:
+        now = time.monotonic()
+        if now - self._armed >= 1.0:
+            self._armed = now
+            faulthandler.dump_traceback_later(max(1.0, self.last + self.stall_s - now), exit=True, file=sys.stderr)
+
+    def close(self, cancel: bool = True) -> None:
+        """Stop watching; ``cancel=False`` leaves the watchdog armed (a signal re-arms it to end
+        the process after the outputs are written)."""
+        self._unsubscribe()
+        if cancel:
+            faulthandler.cancel_dump_traceback_later()
 
 
 @functools.lru_cache(maxsize=1)

@@ -72,6 +72,8 @@ SETTINGS = [
     # MuPDF worker processes (pipeline/workers.py): a step's deadline, and each worker's memory cap
     Setting("page_timeout", None, "PIXTRACT_PAGE_TIMEOUT", float, 0.001),
     Setting("worker_memory_mb", None, "PIXTRACT_WORKER_MEMORY_MB", int, 0),
+    # a page still unanswered after this long is given up (pipeline/pagethreads.py); 0: never
+    Setting("stall_timeout", None, "PIXTRACT_STALL_TIMEOUT", float, 0),
     # the local engine's OCR (pipeline/ocr.py): engine and languages
     Setting("ocr.engine", "--ocr-engine", "PIXTRACT_OCR_ENGINE", str),
     Setting("ocr.lang", "--ocr-lang", "PIXTRACT_OCR_LANG", str),
@@ -148,6 +150,7 @@ class RunConfig:
     prices: dict[str, Any] = field(default_factory=dict)  # extra USD per 1M tokens: {model: {input, output}}
     page_timeout: float = 60.0  # wall-clock seconds for one step of one page, or opening a document
     worker_memory_mb: int = 4096  # address-space cap of each MuPDF worker process (0: none)
+    stall_timeout: float = 900.0  # seconds one page may run in this process before it is given up (0: never)
     password: str | None = field(default=None, repr=False)  # secret: never written anywhere
 
     def __post_init__(self) -> None:
@@ -395,6 +398,7 @@ def build_config(*layers: dict[str, Any], password: str | None = None) -> RunCon
             prices=dict(d.get("prices", {})),
             page_timeout=float(d.get("page_timeout", RunConfig.page_timeout)),
             worker_memory_mb=int(d.get("worker_memory_mb", RunConfig.worker_memory_mb)),
+            stall_timeout=float(d.get("stall_timeout", RunConfig.stall_timeout)),
             password=password,
         )
     except (TypeError, ValueError) as e:

@@ -65,3 +65,10 @@ class OpenTimeout(UnreadableFile):
 
 class OCRError(PixtractError):
     type = "ocr_error"
+
+
+class PageStalled(PixtractError):
+    """A page was still not answered after the stall time limit (pipeline/pagethreads.py):
+    the run stopped waiting for it and went on."""
+
+    type = "page_stalled"

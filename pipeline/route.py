@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +25,7 @@ from .errors import InputError, OCRError
 from .guards import Budget, BudgetExceeded, CircuitBreaker
 from .messages import ChatRequest, ChatResponse, ImagePart, Usage
 from .plan import DocumentPlan
+from .pagethreads import PageThreads
 from .preflight import PreflightReport, endpoint_for, ladder_plan
 from .records import (
     BUDGET_EXCEEDED, INTERRUPTED, NO_CHART, ROUTE_TEXT_FALLBACK, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED,
@@ -73,7 +73,7 @@ class Router:
         self.on_render = on_render
         self.thumb_edge = thumb_edge
         self.stop = stop or threading.Event()
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: PageThreads | None = None
         self.cache = AnswerCache(cfg.cache_path(), cfg.cache)
         self.budget = Budget(cfg.budget_usd)
         self.prices = cfg.prices_table()
@@ -135,14 +135,15 @@ class Router:
     def answer_pages(self, pages: list[tuple[DocumentPlan, int]]) -> list[list[Record]]:
         """``answer_page`` for several pages at once, on the router's worker threads: one list
         of records per page, in the order given. A page whose step raises gets failed records
-        naming the error; the other pages go on."""
+        naming the error, and so does a page still running after ``stall_timeout`` (its thread
+        is left behind, pipeline/pagethreads.py); the other pages go on."""
         pool = self._workers()
         futures = [self._prefetched.pop((plan.document.path, number), None) or pool.submit(self.answer_page, plan, number)
                    for plan, number in pages]
         out = []
         for (plan, number), fut in zip(pages, futures):
             try:
-                recs = fut.result()
+                recs = pool.result(fut, self.cfg.stall_timeout, f"{plan.document.path} page {number}")
             except Exception as e:  # noqa: BLE001 - a bug or an odd page must not take the batch down
                 recs = self.page_failures(plan, number, e)
             self.done[(plan.document.path, number)] = recs
@@ -160,13 +161,13 @@ class Router:
     def page_threads(self) -> int:
         return self.cfg.concurrency + (RENDER_AHEAD if self.cfg.endpoint.remote else 0)
 
-    def _workers(self) -> ThreadPoolExecutor:
+    def _workers(self) -> PageThreads:
         """``concurrency`` threads for requests, plus RENDER_AHEAD that render the next pages
         while the others wait on the model (the client's limiter caps requests in flight)."""
         if self._pool is None:
             with self._pool_lock:
                 if self._pool is None:
-                    self._pool = ThreadPoolExecutor(self.page_threads, thread_name_prefix="pixtract-page")
+                    self._pool = PageThreads(self.page_threads)
         return self._pool
 
     def page_failures(self, plan: DocumentPlan, number: int, exc: BaseException) -> list[Record]:
