@@ -4,8 +4,9 @@ in worker processes (test_workers.py); these tests cover what runs in the run's 
 A page stuck with the GIL free (a blocking call with no limit of its own) is given up after
 ``stall_timeout`` (``page_stalled`` for that page) and the batch goes on; a process frozen in
 native code with the GIL held is ended by faulthandler's watchdog once no record has come for
-``stall_timeout`` plus a margin. The stuck page is made by a launcher that patches
-``Router.answer_page`` for page 2, so no test hook lives in pixtract's own code."""
+``stall_timeout`` plus a margin. The stuck page is made by patching
+``Router.answer_page`` for page 2 (in a launcher, for the frozen process), so no test hook
+lives in pixtract's own code."""
 
 import json
 import os
@@ -20,7 +21,9 @@ import pymupdf
 import pytest
 
 from pipeline.errors import PageStalled
+from flows.cli import EXIT_FAILURES, main
 from pipeline.pagethreads import PageThreads
+from pipeline.route import Router
 
 pytestmark = pytest.mark.prefect
 
@@ -29,17 +32,14 @@ LAUNCHER = textwrap.dedent("""
 
     from pipeline.route import Router
 
-    freeze = sys.argv.pop(1)
+    target = sys.argv.pop(1)  # the document whose page 2 freezes
     answer_page = Router.answer_page
 
     def stuck(self, plan, number):
-        if number == 2 and plan.document.path.endswith(freeze.partition("-")[2] + ".pdf"):
-            if freeze.startswith("gil"):  # libc sleep through PyDLL keeps the GIL held: nothing in Python runs
-                import ctypes
-                ctypes.PyDLL(None).sleep(3600)
-            else:  # a blocking call that lets other threads run
-                import time
-                time.sleep(3600)
+        if number == 2 and plan.document.path.endswith(target):
+            # libc's sleep called through PyDLL keeps the GIL held: nothing in Python runs
+            import ctypes
+            ctypes.PyDLL(None).sleep(3600)
         return answer_page(self, plan, number)
 
     Router.answer_page = stuck
@@ -74,12 +74,12 @@ def test_a_page_within_its_limit_is_waited_for():
     pool.shutdown()
 
 
-def run(tmp_path, pdf, freeze: str, stall: float, **env):
+def run(tmp_path, pdf, target: str, stall: float, **env):
     out = tmp_path / "out"
     launcher = tmp_path / "launch.py"
     launcher.write_text(LAUNCHER)
     env = dict(os.environ, PIXTRACT_STALL_TIMEOUT=str(stall), PYTHONPATH=os.getcwd(), **env)
-    cmd = [sys.executable, "-X", "faulthandler", str(launcher), freeze, "run", str(pdf), "--out", str(out),
+    cmd = [sys.executable, "-X", "faulthandler", str(launcher), target, "run", str(pdf), "--out", str(out),
            "--profile", "local", "--no-progress"]
     # Output to files, not pipes: a process left behind would keep a pipe open and hide the exit.
     with open(tmp_path / "stdout", "w+") as so, open(tmp_path / "stderr", "w+") as se:
@@ -97,9 +97,23 @@ def run(tmp_path, pdf, freeze: str, stall: float, **env):
         return proc, out, so.read(), se.read()
 
 
-def test_a_page_stuck_outside_the_workers_fails_page_stalled_and_the_batch_goes_on(tmp_path, samples):
-    proc, out, stdout, stderr = run(tmp_path, samples / "report.pdf", "sleep-report", stall=2)
-    assert proc.returncode == 1, stderr
+def test_a_page_stuck_outside_the_workers_fails_page_stalled_and_the_batch_goes_on(tmp_path, samples, monkeypatch):
+    release = threading.Event()
+    answer_page = Router.answer_page
+
+    def stuck(self, plan, number):
+        if number == 2:
+            release.wait(600)  # blocks, as a call with no limit of its own would; other threads run
+        return answer_page(self, plan, number)
+
+    monkeypatch.setattr(Router, "answer_page", stuck)
+    monkeypatch.setenv("PIXTRACT_STALL_TIMEOUT", "2")
+    out = tmp_path / "out"
+    try:
+        code = main(["run", str(samples / "report.pdf"), "--out", str(out), "--profile", "local", "--no-progress"])
+    finally:
+        release.set()
+    assert code == EXIT_FAILURES
     recs = {r["page"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
     assert sorted(recs) == [1, 2, 3]
     assert recs[2]["status"] == "failed" and recs[2]["error"]["type"] == "page_stalled"
@@ -127,7 +141,7 @@ def test_a_process_frozen_with_the_gil_held_is_ended_by_the_watchdog(tmp_path):
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(os, "environ", env)
-            proc, out, stdout, stderr = run(tmp_path, pdfs, "gil-b", stall=1, PIXTRACT_DATA_DIR=str(data),
+            proc, out, stdout, stderr = run(tmp_path, pdfs, "b.pdf", stall=1, PIXTRACT_DATA_DIR=str(data),
                                             PIXTRACT_PREFECT="managed")
     finally:
         subprocess.run([sys.executable, "-m", "flows.cli", "server", "stop"], env={**env, "PIXTRACT_DATA_DIR": str(data)},
