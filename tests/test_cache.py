@@ -7,7 +7,7 @@ import os
 import pytest
 
 from pipeline.cache import KEY_VERSION, AnswerCache, cache_key
-from pipeline.config import EndpointSpec, RunConfig, TaskSpec, fingerprint
+from pipeline.config import EndpointSpec, OcrOptions, RunConfig, TaskSpec, fingerprint
 from pipeline.records import ErrorInfo, Record
 
 PARTS = dict(sha256="ab" * 32, page=3, pages=None, region=None, render={"max_edge": 1024}, task="ask",
@@ -118,7 +118,7 @@ def test_the_resume_fingerprint_follows_the_job_not_the_run():
                cfg(temperature=0.5), cfg(system_prompt="s"),
                cfg(endpoint=EndpointSpec(profile="mistral", vision_model="other")),
                cfg(endpoint=EndpointSpec(profile="mistral", text_model="other")),
-               cfg(vision_alt=EndpointSpec(profile="openrouter"))]
+               cfg(vision_alt=EndpointSpec(profile="openrouter")), cfg(ocr=OcrOptions(lang="deu"))]
     assert len({c.fingerprint() for c in differs} | {f}) == len(differs) + 1
     assert fingerprint({}) == fingerprint({"endpoint": None, "vision_alt": {}})
     assert json.dumps(cfg().public())  # what the fingerprint hashes is plain JSON

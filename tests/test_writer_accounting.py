@@ -149,6 +149,31 @@ def test_records_without_usage_count_as_zero_tokens(tmp_path):
     r.usage = {}
     w.add_document(DOC, 2, [r, rec(2, usage=(4, 2))])
     assert w.summary()["usage"] == {"input_tokens": 4, "output_tokens": 2}
+    assert w.summary()["usage_paid"] == {"input_tokens": 4, "output_tokens": 2}
+
+
+def test_blank_pages_degraded_answers_and_reasons_are_each_counted(tmp_path):
+    """What the headline and exit status are made of: blank pages, answers off the planned route
+    (by the route that gave them), failures by type and skips by reason, each record once."""
+    w = OutputWriter(str(tmp_path))
+    no_error = rec(7, "failed")
+    no_error.error = None
+    skipped = [rec(n, "skipped", usage=(0, 0), cost=0.0) for n in (8, 9)]
+    for r in skipped:
+        r.error = ErrorInfo("budget_exceeded", "over budget")
+    unexplained = rec(10, "skipped", usage=(0, 0), cost=0.0)
+    w.add_document(DOC, 10, [
+        rec(1, planned_route=None), rec(2, planned_route="vision", blank=True), rec(3, blank=True, planned_route="text"),
+        rec(4, route="text-fallback", degraded=True), rec(5, route="text-fallback", degraded=True),
+        rec(6, "failed", degraded=True), no_error, *skipped, unexplained])
+    w.add_document(DOC, 1, [rec(11, route=None, degraded=True), rec(12, "failed")])
+    s = w.summary()
+    assert s["blank"] == 2
+    assert s["planned_route"] == "vision"  # the first record that says it
+    assert (s["degraded"], s["degraded_by_route"]) == (3, {"text-fallback": 2, "none": 1})
+    assert (s["failed"], s["failed_by_type"]) == (3, {"render_error": 2, "unknown": 1})
+    assert s["skipped_by_reason"] == {"budget_exceeded": 2, "unknown": 1}
+    assert s["outcome"] == "incomplete"
 
 
 def test_routes_add_up_across_tasks_and_failures_across_routes(tmp_path):
