@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 # Routes a page answer can come from (DESIGN.md, "The record").
 ROUTE_LOCAL_TEXT = "local-text"
@@ -53,6 +53,51 @@ class RenderSettings:
     image_format: str = "auto"  # "auto" | "png" | "jpeg" (see render.choose_format)
 
 
+class Word(NamedTuple):
+    """One word on a page, its box in page coordinates (see ``PageWords.unit``), origin top left."""
+
+    text: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    block: int = 0  # text block (text layer) or OCR line group
+    line: int = 0  # line within the page: words of one printed line share it
+    conf: float = 1.0  # 0..1; 1 for the text layer, the recogniser's confidence for OCR
+
+
+WORDS_TEXT_LAYER = "text-layer"
+WORDS_OCR = "ocr"
+
+
+@dataclass
+class PageWords:
+    """The words of one page with their boxes: the text layer's where it is real, else OCR's.
+
+    Coordinates are PDF points of the page as displayed (``/Rotate`` applied) for PDFs, and
+    pixels of the page image for image inputs; ``width`` and ``height`` are the page's size in
+    the same unit, so a box divided by them is a share of the page whatever the unit."""
+
+    width: float
+    height: float
+    unit: str  # "pt" or "px"
+    rotation: int = 0  # the PDF page's /Rotate (degrees), already applied to the coordinates
+    source: str = WORDS_TEXT_LAYER  # "text-layer" or "ocr"
+    words: list[Word] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"width": round(self.width, 2), "height": round(self.height, 2), "unit": self.unit,
+                "rotation": self.rotation, "source": self.source,
+                "words": [[w.text, round(w.x0, 1), round(w.y0, 1), round(w.x1, 1), round(w.y1, 1), w.block, w.line,
+                           round(w.conf, 3)] for w in self.words]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "PageWords":
+        words = [Word(str(w[0]), *map(float, w[1:5]), int(w[5]), int(w[6]), float(w[7])) for w in d.get("words", [])]
+        return cls(float(d["width"]), float(d["height"]), str(d["unit"]), int(d.get("rotation", 0)),
+                   str(d.get("source", WORDS_TEXT_LAYER)), words)
+
+
 @dataclass
 class Page:
     """A rendered page: the encoded image, its size and the page's text layer."""
@@ -67,6 +112,7 @@ class Page:
     render_ms: float = 0.0
     source_dpi: float | None = None
     thumbnail: bytes | None = None  # a small JPEG for the report, when asked for
+    words: PageWords | None = None  # the text layer's words with boxes (PDFs; OCR words come later)
 
     @functools.cached_property
     def has_text_layer(self) -> bool:
@@ -120,6 +166,7 @@ class Record:
     degraded: bool = False  # ok, but answered by a later rung than the planned one (why: fallback_reason)
     paid_usd: float = 0.0  # what this run paid for this record (0 for an answer from the cache)
     blank: bool = False  # the page has no ink: an empty answer that is correct, and nothing was sent
+    grounding: dict[str, Any] | None = None  # where the answer is on the page(s): pipeline/grounding.py
 
     @property
     def nothing_to_answer(self) -> bool:
