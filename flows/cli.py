@@ -106,6 +106,13 @@ def _add_config_flags(p: argparse.ArgumentParser, with_out: bool = True) -> None
                    help="OCR languages as Tesseract codes joined by '+' (default eng; e.g. eng+chi_sim, jpn, kor)")
     o.add_argument("--force-ocr", action="store_true", help="OCR every page, even those with a text layer")
     o.add_argument("--no-upright", action="store_true", help="do not detect and undo 90/180/270 degree turns")
+    g = p.add_argument_group("outputs and grounding")
+    g.add_argument("--page-marker", metavar="TEXT",
+                   help="line between pages in <stem>.md; {page} is the page number (default '<!-- page {page} -->', '' for none)")
+    g.add_argument("--annotated-markdown", action="store_true",
+                   help="also write <stem>.annotated.md with routes, flags, agreement and unlocated values")
+    g.add_argument("--grounding-ocr", action="store_true",
+                   help="OCR pages without a text layer to locate a model's answers on them (one OCR per such page)")
     c = p.add_argument_group("cost and resume")
     c.add_argument("--budget-usd", type=_setting("--budget-usd"), metavar="X", help="start no request that could take spending past X")
     c.add_argument("--no-cache", action="store_true", help="ignore cached answers and ask afresh")
@@ -223,6 +230,11 @@ def flags_layer(args: argparse.Namespace) -> dict[str, Any]:
         layer["prices"] = dict(_price_flag(v) for v in a["price"])
     if a.get("accept_degraded"):
         layer["accept_degraded"] = True
+    for flag in ("annotated_markdown", "grounding_ocr"):
+        if a.get(flag):
+            layer[flag] = True
+    if a.get("page_marker") is not None:
+        layer["page_marker"] = a["page_marker"]
     return layer
 
 

@@ -51,7 +51,23 @@ def test_results_appear_only_when_the_run_finishes(tmp_path):
     assert not os.path.exists(w.spool_path)
 
 
-def test_markdown_has_page_markers_and_failed_marker():
+def test_clean_markdown_is_the_content_and_page_markers_only():
+    recs = [_rec(1, answer="# Title\n\nHello"), _rec(2, "failed"), _rec(3, answer="Bye")]
+    recs[0].flags, recs[0].agreement, recs[0].route = ["numbers not in text layer: 9"], 0.5, "vision"
+    md = outputs.clean_markdown(recs)
+    assert md == "<!-- page 1 -->\n\n# Title\n\nHello\n\n<!-- page 2 -->\n\n<!-- page 3 -->\n\nBye\n"
+    assert "a.pdf" not in md and "vision" not in md and "numbers" not in md
+    assert outputs.clean_markdown(recs, page_marker="") == "# Title\n\nHello\n\nBye\n"
+    assert outputs.clean_markdown(recs, page_marker="--- {page} ---").startswith("--- 1 ---\n")
+
+
+def test_a_stem_named_like_the_manifest_does_not_replace_it(tmp_path):
+    w = OutputWriter(str(tmp_path))
+    w.add_document(Document("manifest.pdf", "/x/manifest.pdf", "ab" * 32, "pdf", 10, "PDF"), 1, [_rec(1)])
+    assert w.documents[0]["layout"] == "manifest-abababab.json"
+
+
+def test_annotated_markdown_has_page_markers_and_failed_marker():
     md = document_markdown("a.pdf", [_rec(1, answer="Hello"), _rec(2, "failed")], 2)
     assert "## Page 1" in md and "Hello" in md
     assert "## Page 2" in md and "FAILED" in md and "boom" in md
