@@ -297,6 +297,7 @@ def ground_transcription(md: str, pages: list[PageIndex]) -> tuple[list[dict[str
             cells, prev = [], None
             for r, row in enumerate(b["rows"]):
                 for c, cell in enumerate(row):
+                    cell = _strip_md(cell)
                     if not norm(cell):
                         continue
                     m = find(cell, pages, near=prev)
@@ -437,6 +438,7 @@ def ground_record(rec: Record, words: dict[int, PageWords], region: list[float] 
         "words": (next((pw.source for pw in words.values() if pw is not None and pw.words), "none")
                   if have_words else "none"),
         "unit": next((pw.unit for pw in words.values() if pw is not None), None),
+        "sizes": {str(n): [round(pw.width, 2), round(pw.height, 2)] for n, pw in sorted(words.items()) if pw},
         "items": items,
     }
     if tables:
