@@ -868,10 +868,10 @@ def build_report(out_dir: str, thumbnails: dict[tuple[str, int], bytes] | None =
                 bits.append(_fmt_bytes(d["bytes"]))
             if sha:
                 bits.append(f'<span title="{_e(sha)}">sha256 {_e(str(sha)[:12])}\u2026</span>')
-            for key in ("markdown", "layout", "annotated"):
-                href = _rel_href(d.get(key))
+            for out_file in ("markdown", "layout", "annotated"):
+                href = _rel_href(d.get(out_file))
                 if href:
-                    bits.append(f'<a href="{href}">{_e(d[key])}</a>')
+                    bits.append(f'<a href="{href}">{_e(d[out_file])}</a>')
             head.append(" \u00b7 ".join(bits) + "</div></header>")
             body.write("".join(head))
             if key not in scan.docs:
