@@ -668,7 +668,7 @@ main{padding:8px 24px 40px}
 .doc>header{padding:10px 16px;background:#f0f3f8;border-bottom:1px solid var(--line)}
 .doc>header h2{margin:0;font-size:16px;word-break:break-all}
 .doc>header .meta{margin:2px 0 0}
-.page{display:grid;grid-template-columns:minmax(120px,max-content) minmax(0,1fr);gap:20px;padding:14px 16px;border-top:1px solid var(--line)}
+.page{content-visibility:auto;contain-intrinsic-size:auto 420px;display:grid;grid-template-columns:minmax(120px,max-content) minmax(0,1fr);gap:20px;padding:14px 16px;border-top:1px solid var(--line)}
 .doc>header+.page{border-top:0}
 .page.is-failed{background:#fff8f8}
 .thumb{margin:0;max-width:322px}
