@@ -99,13 +99,7 @@ def find(value: str, pages: list[PageIndex], min_score: float = MIN_SCORE, near:
     q = norm(value)
     if not q:
         return None
-    exact: list[Match] = []
-    for p in pages:
-        hay = f" {p.text} "
-        at = hay.find(f" {q} ")
-        while at >= 0 and len(exact) < 50:
-            exact.append(Match(p.page, p.words_in(at, at + len(q)), 1.0))
-            at = hay.find(f" {q} ", at + 1)
+    exact = exact_matches(q, pages)
     if exact:
         if near is not None:
             return min(exact, key=lambda m: _distance(m, near))
@@ -125,6 +119,18 @@ def find(value: str, pages: list[PageIndex], min_score: float = MIN_SCORE, near:
             if words:
                 best = Match(p.page, words, score)
     return best
+
+
+def exact_matches(q: str, pages: list[PageIndex], limit: int = 50) -> list[Match]:
+    """Every whole-word occurrence of the normalised text ``q`` (at most ``limit``)."""
+    out: list[Match] = []
+    for p in pages:
+        hay = f" {p.text} "
+        at = hay.find(f" {q} ")
+        while at >= 0 and len(out) < limit:
+            out.append(Match(p.page, p.words_in(at, at + len(q)), 1.0))
+            at = hay.find(f" {q} ", at + 1)
+    return out
 
 
 def _distance(m: Match, ref: Match) -> float:
@@ -295,12 +301,13 @@ def ground_transcription(md: str, pages: list[PageIndex]) -> tuple[list[dict[str
         parts: list[str] = []
         if b["type"] == "table":
             cells, prev = [], None
-            for r, row in enumerate(b["rows"]):
+            texts = [[_strip_md(cell) for cell in row] for row in b["rows"]]
+            area = _table_area(texts, pages)
+            for r, row in enumerate(texts):
                 for c, cell in enumerate(row):
-                    cell = _strip_md(cell)
                     if not norm(cell):
                         continue
-                    m = find(cell, pages, near=prev)
+                    m = _cell_match(cell, pages, area, prev)
                     prev = m or prev
                     cells.append({"row": r, "col": c, "row_span": 1, "col_span": 1, "text": cell[:300],
                                   "page": m.page if m else None, "box": union(line_boxes(m.words)) if m else None})
@@ -335,6 +342,42 @@ def ground_transcription(md: str, pages: list[PageIndex]) -> tuple[list[dict[str
         items.append(_block_item(b["type"], " ".join(parts), order, page, page_boxes.get(page, []),
                                  found / total if total else 0.0))
     return items, tables
+
+
+def _table_area(rows: list[list[str]], pages: list[PageIndex]) -> tuple[int, list[float]] | None:
+    """Where a table is printed: the page and union box of its cells that occur only once on
+    the pages (a header word like "Region" may also be in the text above the table)."""
+    anchors: list[Match] = []
+    for row in rows:
+        for cell in row:
+            q = norm(cell)
+            if q and len(q) >= 2:
+                found = exact_matches(q, pages, limit=2)
+                if len(found) == 1:
+                    anchors.append(found[0])
+    page = _most(m.page for m in anchors)
+    boxes = [b for m in anchors if m.page == page for b in line_boxes(m.words)]
+    return (page, union(boxes)) if boxes else None
+
+
+def _cell_match(cell: str, pages: list[PageIndex], area: tuple[int, list[float]] | None,
+                prev: Match | None) -> Match | None:
+    """A table cell's place: of its whole-word occurrences, the one inside (or nearest) the
+    table's area, then nearest the previous cell; else the best fuzzy match."""
+    found = exact_matches(norm(cell), pages)
+    if not found:
+        return find(cell, pages, near=prev)
+    if area is None:
+        return min(found, key=lambda m: _distance(m, prev)) if prev else found[0]
+    page, (x0, y0, x1, y1) = area
+
+    def key(m: Match) -> tuple:
+        w = m.words[0]
+        cx, cy = (w.x0 + w.x1) / 2, (w.y0 + w.y1) / 2
+        outside = max(0.0, x0 - cx, cx - x1) + max(0.0, y0 - cy, cy - y1)
+        return (m.page != page, round(outside), _distance(m, prev) if prev else 0.0)
+
+    return min(found, key=key)
 
 
 def _block_item(kind: str, text: str, order: int, page: int | None, boxes: list[list[float]],

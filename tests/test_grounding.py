@@ -138,3 +138,12 @@ def test_a_real_nda_locates_its_parties_and_jurisdiction_on_the_right_line():
         on_line = [w.text for w in page.words.words if w.y0 >= box[1] - 0.5 and w.y1 <= box[3] + 0.5
                    and w.x0 >= box[0] - 0.5 and w.x1 <= box[2] + 0.5]
         assert grounding.norm(" ".join(on_line)) == grounding.norm(item["value"]), item
+
+
+def test_a_table_header_word_also_in_the_text_above_is_placed_in_the_table():
+    page = _words(["Each Region grew this year", "Region Units", "North 1,200", "South 980"])
+    md = "Each Region grew this year\n\n| Region | Units |\n|---|---|\n| North | 1,200 |\n| South | 980 |\n"
+    g = grounding.ground_record(_rec("transcribe", answer=md), {1: page})
+    cells = {c["text"]: c["box"] for c in g["tables"][0]["cells"]}
+    assert cells["Region"] == [50.0, 120.0, 98.0, 132.0]  # the table's line, not the sentence's word
+    assert g["tables"][0]["box"] == [50.0, 120.0, 144.0, 172.0]  # "Units" ends at 144
