@@ -91,6 +91,27 @@ class PageWords:
                 "words": [[w.text, round(w.x0, 1), round(w.y0, 1), round(w.x1, 1), round(w.y1, 1), w.block, w.line,
                            round(w.conf, 3)] for w in self.words]}
 
+    def __getstate__(self) -> tuple:
+        """Compact for the pipe from a MuPDF worker: one string and three arrays, not a
+        thousand tuples (pickling those cost more than extracting them)."""
+        from array import array
+
+        w = self.words
+        return (self.width, self.height, self.unit, self.rotation, self.source, "\x1f".join(x.text.replace("\x1f", " ") for x in w),
+                array("d", [v for x in w for v in (x.x0, x.y0, x.x1, x.y1)]).tobytes(),
+                array("i", [v for x in w for v in (x.block, x.line)]).tobytes(), array("d", [x.conf for x in w]).tobytes())
+
+    def __setstate__(self, state: tuple) -> None:
+        from array import array
+
+        self.width, self.height, self.unit, self.rotation, self.source, texts, boxes, ids, conf = state
+        b, i, c = array("d"), array("i"), array("d")
+        b.frombytes(boxes)
+        i.frombytes(ids)
+        c.frombytes(conf)
+        names = texts.split("\x1f") if c else []
+        self.words = list(map(Word._make, zip(names, b[0::4], b[1::4], b[2::4], b[3::4], i[0::2], i[1::2], c)))
+
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "PageWords":
         words = [Word(str(w[0]), *map(float, w[1:5]), int(w[5]), int(w[6]), float(w[7])) for w in d.get("words", [])]

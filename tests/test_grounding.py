@@ -147,3 +147,12 @@ def test_a_table_header_word_also_in_the_text_above_is_placed_in_the_table():
     cells = {c["text"]: c["box"] for c in g["tables"][0]["cells"]}
     assert cells["Region"] == [50.0, 120.0, 98.0, 132.0]  # the table's line, not the sentence's word
     assert g["tables"][0]["box"] == [50.0, 120.0, 144.0, 172.0]  # "Units" ends at 144
+
+
+def test_words_cross_the_worker_pipe_whole():
+    import pickle
+
+    pw = PageWords(612, 792, "pt", 90, "ocr", [Word("a\x1fb", 1.5, 2, 3, 4.25, 7, 9, 0.5), Word("é", 0, 0, 1, 1)])
+    back = pickle.loads(pickle.dumps(pw, protocol=5))
+    assert back == PageWords(612, 792, "pt", 90, "ocr", [Word("a b", 1.5, 2, 3, 4.25, 7, 9, 0.5), Word("é", 0, 0, 1, 1)])
+    assert pickle.loads(pickle.dumps(PageWords(1, 2, "px"))).words == []
