@@ -134,10 +134,13 @@ def exact_matches(q: str, pages: list[PageIndex], limit: int = 50) -> list[Match
 
 
 def _distance(m: Match, ref: Match) -> float:
+    """How far ``m`` is from where reading goes on after ``ref``: text before it (above it,
+    or to its left on its line) comes after everything that follows it."""
     if m.page != ref.page:
         return 1e9 + abs(m.page - ref.page)
     a, b = m.words[0], ref.words[-1]
-    return abs(a.y0 - b.y0) * 4 + abs(a.x0 - b.x1)
+    before = a.y1 <= b.y0 or (abs(a.y0 - b.y0) < 0.5 * (b.y1 - b.y0) and a.x0 < b.x0)
+    return (1e6 if before else 0.0) + abs(a.y0 - b.y0) * 4 + abs(a.x0 - b.x1)
 
 
 def line_boxes(words: list[Word]) -> list[list[float]]:
