@@ -165,7 +165,10 @@ def _truth_cells(xml: Path, page_heights: dict[int, float]) -> list[dict]:
                 text = c.findtext("content") or ""
                 if bb is None or not squash(text):
                     continue
-                x1, x2, y1, y2 = (float(bb.get(k)) for k in ("x1", "x2", "y1", "y2"))
+                try:
+                    x1, x2, y1, y2 = (float(bb.get(k)) for k in ("x1", "x2", "y1", "y2"))
+                except (TypeError, ValueError):  # a typo in the ground truth ("26ß"): left out
+                    continue
                 cells.append({"page": page, "text": text, "box": [x1, h - y2, x2, h - y1]})
     return cells
 

@@ -146,8 +146,9 @@ def _page_content(recs: list[Record], words: PageWords | None) -> dict[str, Any]
     if transcribed is not None:
         g = transcribed.grounding
         for it in g["items"]:
-            blocks.append({"order": it.get("order"), "type": it.get("type"), "located": it["located"],
-                           "box": _union(it["boxes"]), "boxes": it["boxes"], "text": it["value"], "score": it["score"]})
+            boxes = it.get("boxes") or []
+            blocks.append({"order": it.get("order"), "type": it.get("type"), "located": it.get("located"),
+                           "box": _union(boxes), "boxes": boxes, "text": it.get("value"), "score": it.get("score")})
         tables = g.get("tables") or []
         source = "transcription"
     elif words is not None and words.words:

@@ -294,8 +294,8 @@ class Router:
         hit = self.cache.get(key)
         if hit is not None:
             hit.document = doc.path  # the same bytes may sit under another name this time
-            if hit.grounding is None:  # answered by a release before grounding
-                self._ground(hit, words, region_box)
+            if hit.grounding is None or (cfg.grounding_ocr and hit.grounding.get("words") == "none"):
+                self._ground(hit, words, region_box)  # answered before grounding, or before grounding_ocr
             if not hit.degraded or cfg.accept_degraded:
                 return hit
         # A degraded answer from an earlier run: the rungs above it get another try; the

@@ -89,3 +89,35 @@ def test_safe_name_cannot_escape(raw, tmp_path):
     name = safe_name(raw)
     assert "/" not in name and "\x00" not in name and name not in ("", ".", "..")
     assert os.path.dirname(os.path.normpath(os.path.join(tmp_path, name))) == str(tmp_path)
+
+
+def test_output_options_from_job_file_env_and_flags_and_not_in_the_job_fingerprint(tmp_path):
+    from flows.cli import build_parser, flags_layer
+    from pipeline.config import build_config, env_layer, load_job
+
+    job = tmp_path / "job.toml"
+    job.write_text('inputs = ["a.pdf"]\nout = "o"\nannotated_markdown = true\ngrounding_ocr = "yes"\n')
+    cfg = build_config(load_job(str(job)))
+    assert (cfg.page_marker, cfg.annotated_markdown, cfg.grounding_ocr) == ("<!-- page {page} -->", True, True)
+    env = env_layer({"PIXTRACT_PAGE_MARKER": "## {page}"})
+    assert build_config(load_job(str(job)), env).page_marker == "## {page}"
+    args = build_parser().parse_args(["run", "a.pdf", "--out", "o", "--page-marker", ""])
+    assert build_config(load_job(str(job)), env, flags_layer(args)).page_marker == ""
+    plain = build_config({"inputs": ["a.pdf"], "out": "o"})
+    assert (plain.annotated_markdown, plain.grounding_ocr) == (False, False)
+    dressed = build_config({"inputs": ["a.pdf"], "out": "o", "page_marker": "", "annotated_markdown": True,
+                            "grounding_ocr": True})
+    assert plain.fingerprint() == dressed.fingerprint()  # how outputs look is not what the job answers
+
+
+def test_the_writer_writes_annotated_markdown_when_asked(tmp_path):
+    w = OutputWriter(str(tmp_path), page_marker="", annotated=True)
+    r = _rec(1, answer="Hello")
+    r.grounding = {"located": 0, "total": 1, "share": 0.0, "words": "text-layer", "items": [
+        {"kind": "block", "value": "Hello", "located": False}]}
+    w.add_document(Document("a.pdf", "/x/a.pdf", "ab" * 32, "pdf", 10, "PDF"), 1, [r])
+    assert (tmp_path / "a.md").read_text() == "Hello\n"
+    annotated = (tmp_path / "a.annotated.md").read_text()
+    assert annotated.startswith("# a.pdf") and "## Page 1" in annotated
+    assert "located on the page: 0 of 1" in annotated and "not found on the page: Hello" in annotated
+    assert w.documents[0]["annotated"] == "a.annotated.md"
