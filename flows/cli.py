@@ -181,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  pixtract report out/", formatter_class=argparse.RawDescriptionHelpFormatter)
     rep.add_argument("out_dir", metavar="OUT_DIR")
 
+    dl = sub.add_parser(
+        "docling", help="export the layout JSONs of an output folder as docling-core DoclingDocuments",
+        description="Write <stem>.docling.json beside every <stem>.json layout in OUT_DIR, for the RAG "
+                    "loaders that read DoclingDocument (needs: pip install 'pixtract[docling]').",
+        epilog="examples:\n  pixtract docling out/", formatter_class=argparse.RawDescriptionHelpFormatter)
+    dl.add_argument("out_dir", metavar="OUT_DIR")
+
     models = sub.add_parser(
         "models", help="list the models an endpoint offers and check the configured ones",
         epilog="examples:\n  pixtract models --profile mistral\n"
@@ -581,6 +588,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_docling(args: argparse.Namespace) -> int:
+    from pipeline.docling_export import export_folder
+    from pipeline.errors import UsageError
+
+    if not os.path.exists(os.path.join(args.out_dir, "manifest.json")):
+        print(f"pixtract: error: {args.out_dir} has no manifest.json (not a finished pixtract output folder)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        names = export_folder(args.out_dir)
+    except UsageError as e:
+        print(f"pixtract: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"pixtract: wrote {len(names)} DoclingDocument file(s) in {args.out_dir}")
+    return EXIT_OK
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from pipeline.providers import Endpoint, ProviderError, make_client
 
@@ -686,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad usage
     handlers = {"run": cmd_run, "estimate": cmd_estimate, "models": cmd_models, "report": cmd_report,
-                "doctor": cmd_doctor, "config": cmd_config, "server": cmd_server}
+                "docling": cmd_docling, "doctor": cmd_doctor, "config": cmd_config, "server": cmd_server}
     if args.command in handlers:
         return handlers[args.command](args)
     return args.handler(args)  # commands added by flows.schedule

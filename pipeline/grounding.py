@@ -277,6 +277,8 @@ def markdown_blocks(md: str) -> list[dict[str, Any]]:
             block["type"] = "caption"
         if kind == "table":
             block["rows"] = _table_rows(tokens, i)
+        if kind == "heading":
+            block["level"] = int(t.tag[1:])
         blocks.append(block)
     return blocks
 
@@ -326,7 +328,6 @@ def ground_transcription(md: str, pages: list[PageIndex]) -> tuple[list[dict[str
             continue
         found = total = 0
         page_boxes: dict[int, list[list[float]]] = {}
-        matched_words: list[Word] = []
         prev = None
         for line in b["lines"]:
             text = _strip_md(line)
@@ -340,11 +341,20 @@ def ground_transcription(md: str, pages: list[PageIndex]) -> tuple[list[dict[str
                 prev = m
                 found += n * m.score
                 page_boxes.setdefault(m.page, []).extend(line_boxes(m.words))
-                matched_words += m.words
         page = max(page_boxes, key=lambda p: len(page_boxes[p])) if page_boxes else None
-        items.append(_block_item(b["type"], " ".join(parts), order, page, page_boxes.get(page, []),
-                                 found / total if total else 0.0))
+        item = _block_item(b["type"], " ".join(parts), order, page, page_boxes.get(page, []),
+                           found / total if total else 0.0)
+        if "level" in b:
+            item["level"] = b["level"]
+        items.append(item)
     return items, tables
+
+
+def block_text(block: dict[str, Any]) -> str:
+    """A block's text without Markdown decoration (a table's cells joined by " | ")."""
+    if block["type"] == "table":
+        return " | ".join(c for row in block["rows"] for c in (_strip_md(x) for x in row) if c)
+    return " ".join(t for t in (_strip_md(ln) for ln in block["lines"]) if t)
 
 
 def _table_area(rows: list[list[str]], pages: list[PageIndex]) -> tuple[int, list[float]] | None:

@@ -139,16 +139,21 @@ def document_layout(doc_path: str, sha256: str, pages: int, records: list[Record
 
 def _page_content(recs: list[Record], words: PageWords | None) -> dict[str, Any]:
     """Blocks, tables and figures of a page: from its transcription's grounding when there is
-    one (blocks as the answer has them, located on the page), else from its words."""
+    one (blocks as the answer has them, located on the page; their whole text, which the
+    grounding cuts at 300 characters), else from its words."""
     transcribed = next((r for r in recs if r.task == "transcribe" and r.grounding and r.grounding.get("items")), None)
     blocks: list[dict[str, Any]] = []
     tables: list[dict[str, Any]] = []
     if transcribed is not None:
+        from .grounding import block_text, markdown_blocks
+
         g = transcribed.grounding
+        full = {order: block_text(b) for order, b in enumerate(markdown_blocks(transcribed.answer or ""), 1)}
         for it in g["items"]:
             boxes = it.get("boxes") or []
             blocks.append({"order": it.get("order"), "type": it.get("type"), "located": it.get("located"),
-                           "box": _union(boxes), "boxes": boxes, "text": it.get("value"), "score": it.get("score")})
+                           "box": _union(boxes), "boxes": boxes, "text": full.get(it.get("order"), it.get("value")), "score": it.get("score"),
+                           **({"level": it["level"]} if "level" in it else {})})
         tables = g.get("tables") or []
         source = "transcription"
     elif words is not None and words.words:
