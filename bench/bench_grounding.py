@@ -16,8 +16,11 @@ Figures:
 - icdar: the ICDAR 2013 table PDFs through the local engine (pymupdf4llm's Markdown tables),
   then grounded; a ground-truth cell counts as matched when a grounded table cell has the same
   text (letters and digits) and its box overlaps the truth's box by IoU >= 0.5.
-- cpu: CPU ms per page of ``ground_record`` alone (words come with the render pass, measured in
-  the render benchmark).
+- cpu: CPU ms per page of ``ground_record`` alone (nda: extraction values; icdar: transcriptions
+  with tables).
+- words: what the words add to the render pass on the NDA pages (dense text): the text layer
+  alone against text layer plus words from the same text page, and their pickling round trip
+  (the pipe from a MuPDF worker).
 - report: build and load time of a generated run of N pages (grounded extract answers, thumbnail
   and page-image files) in headless Chromium: build_report seconds, file size, time to the load
   event, and a click on a field until its box is highlighted.
@@ -148,6 +151,45 @@ def bench_nda(corpus: Path, limit: int) -> dict:
             "share_right_all_printed": round(right / printed, 3) if printed else None,
             "ground_cpu_ms_per_page": round(1000 * ground_cpu / max(pages_total, 1), 2),
             "misses": misses[:30]}
+
+
+def bench_words(corpus: Path, limit: int) -> dict:
+    """What the words cost in the render pass, per page: the text layer alone against the text
+    layer plus words (one text page for both), and the words' trip through the worker pipe."""
+    import pickle
+
+    import pymupdf
+
+    from pipeline import mupdf
+
+    folder = corpus / "kleister_nda_dev_sample" / "documents"
+    pdfs = sorted(folder.glob("*.pdf"))[:limit] if folder.exists() else \
+        [ROOT / "fixtures" / "real" / "kleister_nda" / "nda_jda_compuware.pdf"]
+    text_only = with_words = pipe = 0.0
+    pages = words = 0
+    for pdf_path in pdfs:
+        doc = identify(str(pdf_path))
+        with mupdf.open_pdf(doc) as pdf:
+            for i in range(pdf.page_count):
+                dl = mupdf.display_list(pdf.load_page(i), "bench")
+                t = cpu()
+                tp = pymupdf.TextPage(dl.get_textpage(mupdf._TEXT_FLAGS))
+                mupdf._blocks_text(tp.extractBLOCKS(), pymupdf.Identity, dl.rect)
+                text_only += cpu() - t
+                t = cpu()
+                _, _, ws = mupdf.text_images_words(dl)
+                with_words += cpu() - t
+                pw = PageWords(1, 1, "pt", 0, "text-layer", ws)
+                t = cpu()
+                pickle.loads(pickle.dumps(pw, protocol=5))
+                pipe += cpu() - t
+                pages += 1
+                words += len(ws)
+        mupdf.forget(doc)
+    return {"pages": pages, "words_per_page": round(words / max(pages, 1)),
+            "text_layer_ms_per_page": round(1000 * text_only / max(pages, 1), 2),
+            "text_layer_and_words_ms_per_page": round(1000 * with_words / max(pages, 1), 2),
+            "words_through_the_pipe_ms_per_page": round(1000 * pipe / max(pages, 1), 2)}
 
 
 # --------------------------------------------------------------------------- ICDAR 2013 tables
@@ -304,7 +346,7 @@ def bench_report(pages: int, fields: int = 20) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="nda,icdar,report")
+    ap.add_argument("--only", default="nda,words,icdar,report")
     ap.add_argument("--corpus", default=str(ROOT.parent / "shared" / "corpus"))
     ap.add_argument("--nda-docs", type=int, default=20)
     ap.add_argument("--icdar-docs", type=int, default=67)
@@ -317,6 +359,10 @@ def main(argv: list[str] | None = None) -> int:
         log("== Kleister NDA: ground-truth values on the right page and line")
         result["nda"] = bench_nda(corpus, a.nda_docs)
         log(json.dumps({k: v for k, v in result["nda"].items() if k != "misses"}, indent=1))
+    if "words" in only:
+        log("== what the words cost in the render pass (NDA pages, dense text)")
+        result["words"] = bench_words(corpus, a.nda_docs)
+        log(json.dumps(result["words"], indent=1))
     if "icdar" in only:
         log("== ICDAR 2013: table cells located against the ground truth's cell boxes")
         result["icdar"] = bench_icdar(corpus, a.icdar_docs)

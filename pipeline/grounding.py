@@ -47,6 +47,7 @@ class PageIndex:
     words: list[Word]
     text: str = ""
     starts: list[int] = field(default_factory=list)  # start offset of each kept word in ``text``
+    ends: list[int] = field(default_factory=list)  # end offset of each kept word in ``text``
     keep: list[int] = field(default_factory=list)  # index into ``words`` of each kept word
 
     @classmethod
@@ -58,6 +59,7 @@ class PageIndex:
             if not n:
                 continue
             idx.starts.append(pos)
+            idx.ends.append(pos + len(n))
             idx.keep.append(i)
             parts.append(n)
             pos += len(n) + 1
@@ -70,13 +72,7 @@ class PageIndex:
 
         lo = max(0, bisect.bisect_right(self.starts, start) - 1)
         hi = bisect.bisect_left(self.starts, end)
-        out = []
-        for k in range(lo, hi):
-            s = self.starts[k]
-            w = self.words[self.keep[k]]
-            if s < end and s + len(norm(w.text)) > start:
-                out.append(w)
-        return out
+        return [self.words[self.keep[k]] for k in range(lo, hi) if self.starts[k] < end and self.ends[k] > start]
 
 
 def norm(text: str) -> str:
