@@ -211,6 +211,8 @@ def _number_forms(text: str) -> list[str]:
         x = float(text.replace(",", ""))
     except ValueError:
         return []
+    if x != x or x in (float("inf"), float("-inf")):
+        return []
     out = [f"{x:,.2f}", f"{x:.2f}"]
     if x == int(x):
         out += [f"{int(x):,}", str(int(x))]

@@ -396,8 +396,13 @@ class Router:
 
     def _ground(self, rec: Record, words: "_Words | None", region_box: list[float] | None) -> None:
         """Locate the answer on its page(s): ``rec.grounding`` (pipeline/grounding.py)."""
-        if words is not None and rec.status == STATUS_OK:
+        if words is None or rec.status != STATUS_OK:
+            return
+        try:
             rec.grounding = grounding.ground_record(rec, words.get(), region_box)
+        except Exception as e:  # noqa: BLE001 - an answer that cannot be located is still an answer
+            rec.grounding = {"located": 0, "total": 0, "share": None, "words": "none", "items": [],
+                             "error": f"{type(e).__name__}: {e}"[:300]}
 
     def _local(self, doc, page, plan, task, tried, acc, base, words=None) -> Record | None:
         try:

@@ -156,3 +156,15 @@ def test_words_cross_the_worker_pipe_whole():
     back = pickle.loads(pickle.dumps(pw, protocol=5))
     assert back == PageWords(612, 792, "pt", 90, "ocr", [Word("a b", 1.5, 2, 3, 4.25, 7, 9, 0.5), Word("é", 0, 0, 1, 1)])
     assert pickle.loads(pickle.dumps(PageWords(1, 2, "px"))).words == []
+
+
+def test_odd_answers_ground_without_raising():
+    pw = _words(["total 10"])
+    for data in [{"a": 1e400, "b": [1, -0.0, {"c": "x" * 5000}], "d": "", "e": 10**30}, [[[]]], "plain", 7, None]:
+        g = grounding.ground_record(_rec("extract", data=data), {1: pw})
+        assert g["located"] <= g["total"]
+    for answer in ["", "\x00", "|a|b|\n|-|-|\n|1|2|", "# " * 1000, "```\ncode", "1. a\n2. b", "<div>x</div>"]:
+        assert grounding.ground_record(_rec("transcribe", answer=answer), {1: pw}) is not None
+        assert grounding.ground_record(_rec("ask", answer=answer), {1: pw}) is not None
+    g = grounding.ground_record(_rec("chart", data={"rows": [["a", 10], "x", None]}), {1: pw}, region=[0, 0, 500, 500])
+    assert [i["value"] for i in g["items"] if i["located"]] == ["10"]
