@@ -35,6 +35,7 @@ from .render import render_page
 
 MAX_IMAGES_PER_REQUEST = 8  # Mistral's limit (model-apis.md §1.4)
 RENDER_AHEAD = 2  # page threads beyond the request concurrency (bench/README.md, throughput)
+STOP_NOTICE_S = 1.0  # how long a page whose worker died waits to learn whether the run is stopping
 JSON_MODES = ("json_schema", "json_object", "tool")
 
 
@@ -197,6 +198,8 @@ class Router:
         try:
             page = render_page(doc, number, cfg.render, cfg.password, self.thumb_edge)
         except InputError as e:
+            if self._stopping(e):
+                return self.interrupted(plan, number, page_tasks)
             return [self._record(doc, number, t, q, status=STATUS_FAILED, error=ErrorInfo.from_exception(e))
                     for t in page_tasks for q in t.units()]
         if self.on_render is not None:
@@ -215,6 +218,12 @@ class Router:
                     out.append(self._answer_unit(plan, task, question, [page], ocr_text, words=words))
         self._words_seen(page, words)
         return out
+
+    def _stopping(self, e: InputError) -> bool:
+        """Did the page's MuPDF worker die because the run is being stopped? A signal to the
+        process group reaches the workers too, and the page thread may see the death a moment
+        before the signal handler sets ``stop``: such a page is interrupted, not crashed."""
+        return getattr(e, "type", None) == "render_crashed" and self.stop.wait(STOP_NOTICE_S)
 
     def _words_seen(self, page: Page, words: "_Words") -> None:
         if self.on_words is not None:
@@ -265,6 +274,8 @@ class Router:
             for n in range(1, plan.pages + 1):
                 pages.append(render_page(doc, n, cfg.render, cfg.password))
         except InputError as e:
+            if self._stopping(e):
+                return self._interrupted_record(doc, None, task, question, "document")
             return self._record(doc, None, task, question, status=STATUS_FAILED, scope="document",
                                 pages=list(range(1, plan.pages + 1)), error=ErrorInfo.from_exception(e))
         inked = [p for p in pages if not _blank(p)]  # blank pages are not sent to a model
