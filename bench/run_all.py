@@ -1,5 +1,5 @@
 """Run every benchmark (``make bench``): install what they need, then render, cost, throughput,
-memory and overhead, each in its own process. Figures are printed and written to
+memory, overhead, start-up and grounding, each in its own process. Figures are printed and written to
 bench/results/*.json; the plot and the fine-print crop go to bench/.
 
     python bench/run_all.py                 # everything (about 15-20 min on 2 cores)
@@ -36,6 +36,7 @@ STEPS = {
     "memory": ["bench_memory.py"],
     "overhead": ["bench_overhead.py"],
     "startup": ["bench_startup.py"],
+    "grounding": ["bench_grounding.py"],
 }
 QUICK = {
     "render": ["--pages", "20", "--no-fixtures"],
@@ -44,6 +45,7 @@ QUICK = {
     "memory": ["--sizes", "20,100", "--server-sizes", "100"],
     "overhead": ["--component-pages", "20"],
     "startup": ["--runs", "1", "--no-kill"],
+    "grounding": ["--nda-docs", "3", "--icdar-docs", "2", "--report-pages", "200"],
 }
 
 

@@ -178,7 +178,7 @@ def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, th
     art = RunArtifacts(f"pages answered, {os.path.basename(cfg.out.rstrip(os.sep)) or cfg.out}",
                        alive=lambda: not local.api_lost.is_set()) if artifacts else None
     unsubscribe = progress.subscribe(art) if art else (lambda: None)
-    writer = OutputWriter(cfg.out)
+    writer = OutputWriter(cfg.out, cfg.page_marker, cfg.annotated_markdown)
     workers = router.page_threads
     window = -(-workers // PAGES_PER_TASK) + CHUNKS_AHEAD  # chunk tasks in flight
     pending: deque = deque()  # (items, future) in submission order; an item is (open doc, page or unit)

@@ -109,6 +109,13 @@ def _add_config_flags(p: argparse.ArgumentParser, with_out: bool = True) -> None
                    help="OCR languages as Tesseract codes joined by '+' (default eng; e.g. eng+chi_sim, jpn, kor)")
     o.add_argument("--force-ocr", action="store_true", help="OCR every page, even those with a text layer")
     o.add_argument("--no-upright", action="store_true", help="do not detect and undo 90/180/270 degree turns")
+    g = p.add_argument_group("outputs and grounding")
+    g.add_argument("--page-marker", metavar="TEXT",
+                   help="line between pages in <stem>.md; {page} is the page number (default '<!-- page {page} -->', '' for none)")
+    g.add_argument("--annotated-markdown", action="store_true",
+                   help="also write <stem>.annotated.md with routes, flags, agreement and unlocated values")
+    g.add_argument("--grounding-ocr", action="store_true",
+                   help="OCR pages without a text layer to locate a model's answers on them (one OCR per such page)")
     c = p.add_argument_group("cost and resume")
     c.add_argument("--budget-usd", type=_setting("--budget-usd"), metavar="X", help="start no request that could take spending past X")
     c.add_argument("--no-cache", action="store_true", help="ignore cached answers and ask afresh")
@@ -177,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  pixtract report out/", formatter_class=argparse.RawDescriptionHelpFormatter)
     rep.add_argument("out_dir", metavar="OUT_DIR")
 
+    dl = sub.add_parser(
+        "docling", help="export the layout JSONs of an output folder as docling-core DoclingDocuments",
+        description="Write <stem>.docling.json beside every <stem>.json layout in OUT_DIR, for the RAG "
+                    "loaders that read DoclingDocument (needs: pip install 'pixtract[docling]').",
+        epilog="examples:\n  pixtract docling out/", formatter_class=argparse.RawDescriptionHelpFormatter)
+    dl.add_argument("out_dir", metavar="OUT_DIR")
+
     models = sub.add_parser(
         "models", help="list the models an endpoint offers and check the configured ones",
         epilog="examples:\n  pixtract models --profile mistral\n"
@@ -226,6 +240,11 @@ def flags_layer(args: argparse.Namespace) -> dict[str, Any]:
         layer["prices"] = dict(_price_flag(v) for v in a["price"])
     if a.get("accept_degraded"):
         layer["accept_degraded"] = True
+    for flag in ("annotated_markdown", "grounding_ocr"):
+        if a.get(flag):
+            layer[flag] = True
+    if a.get("page_marker") is not None:
+        layer["page_marker"] = a["page_marker"]
     return layer
 
 
@@ -579,6 +598,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_docling(args: argparse.Namespace) -> int:
+    from pipeline.docling_export import export_folder
+    from pipeline.errors import UsageError
+
+    if not os.path.exists(os.path.join(args.out_dir, "manifest.json")):
+        print(f"pixtract: error: {args.out_dir} has no manifest.json (not a finished pixtract output folder)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        names = export_folder(args.out_dir)
+    except UsageError as e:
+        print(f"pixtract: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"pixtract: wrote {len(names)} DoclingDocument file(s) in {args.out_dir}")
+    return EXIT_OK
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from pipeline.providers import Endpoint, ProviderError, make_client
 
@@ -684,7 +720,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad usage
     handlers = {"run": cmd_run, "estimate": cmd_estimate, "models": cmd_models, "report": cmd_report,
-                "doctor": cmd_doctor, "config": cmd_config, "server": cmd_server}
+                "docling": cmd_docling, "doctor": cmd_doctor, "config": cmd_config, "server": cmd_server}
     if args.command in handlers:
         return handlers[args.command](args)
     return args.handler(args)  # commands added by flows.schedule

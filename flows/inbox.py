@@ -600,7 +600,7 @@ def _inbox_run(log, cfg: RunConfig, root: str, started: dt.datetime, part_deploy
     why = _run_parts(log, art, run_dir, specs, total_pages, part_deployment, wait_hours, poll_seconds)
 
     run_cfg = RunConfig.from_public(snapshot, password=cfg.password)
-    writer = OutputWriter(run_dir)
+    writer = OutputWriter(run_dir, cfg.page_marker, cfg.annotated_markdown)
     try:
         documents = merge_parts(writer, run_cfg, run_dir, specs, why)
     except BaseException:

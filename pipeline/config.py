@@ -77,6 +77,8 @@ SETTINGS = [
     # the local engine's OCR (pipeline/ocr.py): engine and languages
     Setting("ocr.engine", "--ocr-engine", "PIXTRACT_OCR_ENGINE", str),
     Setting("ocr.lang", "--ocr-lang", "PIXTRACT_OCR_LANG", str),
+    # outputs: the marker between pages in <stem>.md
+    Setting("page_marker", "--page-marker", "PIXTRACT_PAGE_MARKER", str),
 ]
 SETTING_BY_PATH = {s.path: s for s in SETTINGS}
 SETTING_BY_FLAG = {s.flag: s for s in SETTINGS if s.flag}
@@ -147,6 +149,9 @@ class RunConfig:
     seed: int | None = None
     local_fallback: bool = True  # transcribe falls back to the local engine
     accept_degraded: bool = False  # keep answers of a fallback rung as final (no retry on rerun)
+    grounding_ocr: bool = False  # OCR pages without a text layer only to locate a model's answers on them
+    page_marker: str = "<!-- page {page} -->"  # between pages in <stem>.md ("" for none)
+    annotated_markdown: bool = False  # also write <stem>.annotated.md (routes, flags, agreement, grounding)
     prices: dict[str, Any] = field(default_factory=dict)  # extra USD per 1M tokens: {model: {input, output}}
     page_timeout: float = 60.0  # wall-clock seconds for one step of one page, or opening a document
     worker_memory_mb: int = 4096  # address-space cap of each MuPDF worker process (0: none)
@@ -395,6 +400,9 @@ def build_config(*layers: dict[str, Any], password: str | None = None) -> RunCon
             seed=int(d["seed"]) if d.get("seed") is not None else None,
             local_fallback=bool(d.get("local_fallback", True)),
             accept_degraded=bool(d.get("accept_degraded", False)),
+            grounding_ocr=_bool(d.get("grounding_ocr", False)),
+            page_marker=str(d.get("page_marker", RunConfig.page_marker)),
+            annotated_markdown=_bool(d.get("annotated_markdown", False)),
             prices=dict(d.get("prices", {})),
             page_timeout=float(d.get("page_timeout", RunConfig.page_timeout)),
             worker_memory_mb=int(d.get("worker_memory_mb", RunConfig.worker_memory_mb)),
@@ -404,6 +412,10 @@ def build_config(*layers: dict[str, Any], password: str | None = None) -> RunCon
     except (TypeError, ValueError) as e:
         raise UsageError(f"bad setting: {e}") from None
     return cfg
+
+
+def _bool(v: Any) -> bool:
+    return v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes")
 
 
 def _typed(d: dict[str, Any], cls) -> dict[str, Any]:

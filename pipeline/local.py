@@ -14,9 +14,9 @@ import dataclasses
 import io
 from dataclasses import dataclass, field
 
-from . import markdown, mupdf, ocr, orientation, render, textclean
+from . import markdown, mupdf, ocr, orientation, pagewords, render, textclean
 from .errors import WORKER_FAILURES, InputError
-from .records import ROUTE_LOCAL_OCR, ROUTE_LOCAL_TEXT, Document, Page, RenderSettings
+from .records import ROUTE_LOCAL_OCR, ROUTE_LOCAL_TEXT, Document, Page, PageWords, RenderSettings
 from .workers import isolated
 
 LOCAL_MODEL = "pixtract-local"
@@ -30,6 +30,7 @@ class LocalAnswer:
     model: str
     rotation: int = 0  # degrees clockwise the page image was turned before OCR
     flags: list[str] = field(default_factory=list)  # e.g. "rotated-90", "ocr-forced"
+    words: PageWords | None = None  # OCR's words in page coordinates, when the page was OCRed
 
 
 def transcribe(
@@ -53,15 +54,25 @@ def transcribe(
         else:
             md = with_image_text(md, page, settings, password, options)
     rotation = 0
+    words = None
     if not md.strip():  # no text layer, or one that yields nothing (e.g. invisible text)
-        read = ocr_page(render.ocr_image(page.document, page.number, settings, password), options)
+        image = render.ocr_image(page.document, page.number, settings, password)
+        read = ocr_page(image, options)
         md, rotation = markdown.ocr_to_markdown(read.lines), read.rotation
+        words = pagewords.ocr_words(page, read.lines, rotation, _image_size(image))
         route, model = ROUTE_LOCAL_OCR, f"{LOCAL_MODEL}/{options.effective_engine}"
         if rotation:
             flags.append(f"rotated-{rotation}")
     md = markdown.drop_running_lines(markdown.dehyphenate(textclean.clean_text(md)), running or set())
     md = textclean.drop_page_furniture(md)
-    return LocalAnswer(markdown.tidy(md), route, model, rotation, flags)
+    return LocalAnswer(markdown.tidy(md), route, model, rotation, flags, words)
+
+
+def _image_size(image: bytes) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(image)) as img:  # reads the header only
+        return img.size
 
 
 def ocr_page(image: bytes, options: ocr.OcrOptions) -> orientation.UprightRead:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pymupdf
 
 from .errors import RenderTimeout, UnreadableFile
-from .records import Document
+from .records import Document, Word
 
 LOCK = threading.RLock()
 _CACHE: "OrderedDict[tuple[str, str], pymupdf.Document]" = OrderedDict()
@@ -153,10 +153,18 @@ def draw(dl: pymupdf.DisplayList, zoom: float, where: str, gray: bool = False,
     return pymupdf.Pixmap("raw", pix)
 
 
-def text_and_images(dl: pymupdf.DisplayList) -> tuple[str, float]:
-    """Like ``page_text_and_images``, from a display list (already in rotated page coordinates)."""
+def text_images_words(dl: pymupdf.DisplayList) -> tuple[str, float, list[Word]]:
+    """Like ``page_text_and_images``, from a display list (already in rotated page coordinates),
+    plus the page's words with their boxes from the same text page (MuPDF's ``get_text("words")``)."""
     tp = pymupdf.TextPage(dl.get_textpage(_TEXT_FLAGS))
-    return _blocks_text(tp.extractBLOCKS(), pymupdf.Identity, dl.rect)
+    text, share = _blocks_text(tp.extractBLOCKS(), pymupdf.Identity, dl.rect)
+    ox, oy = dl.rect.x0, dl.rect.y0
+    lines: dict[tuple[int, int], int] = {}
+    words = []
+    for x0, y0, x1, y1, w, block, line, _n in tp.extractWORDS():
+        n = lines.setdefault((block, line), len(lines))
+        words.append(Word(w, x0 - ox, y0 - oy, x1 - ox, y1 - oy, block, n, 1.0))
+    return text, share, words
 
 
 def page_text(page: pymupdf.Page) -> str:

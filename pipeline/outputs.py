@@ -1,4 +1,5 @@
-"""Step 6: records to files: results.jsonl, one Markdown file per document, manifest.json.
+"""Step 6: records to files: results.jsonl, per document a clean Markdown file and a layout
+JSON (and, when asked, an annotated Markdown file), manifest.json.
 
 Every file appears whole or not at all: each is written to a temporary file in the same
 folder, flushed to disk and renamed over its final name. results.jsonl grows in a spool file
@@ -62,9 +63,13 @@ def safe_name(name: str, fallback: str = "document") -> str:
     return name[:150] or fallback
 
 
+RESERVED_STEMS = {"manifest"}  # <stem>.json must not replace the run's manifest.json
+
+
 class MarkdownNames:
-    """Gives each input its own ``<stem>.md``: a stem already taken by another input gets the
-    document's hash appended, and a counter if that is taken too (same bytes, two paths)."""
+    """Gives each input its own ``<stem>.md`` (and so ``<stem>.json``): a stem already taken by
+    another input, or one of the run's own file names, gets the document's hash appended, and
+    a counter if that is taken too (same bytes, two paths)."""
 
     def __init__(self) -> None:
         self._owner: dict[str, str] = {}  # file name (casefolded) -> input path
@@ -75,14 +80,30 @@ class MarkdownNames:
         candidates = [f"{base}.md", f"{base}-{(sha256 or 'nohash')[:8]}.md"]
         candidates += (f"{base}-{(sha256 or 'nohash')[:8]}-{i}.md" for i in range(2, 10_000))
         for name in candidates:
+            if name[:-3].casefold() in RESERVED_STEMS:
+                continue
             key = name.casefold()
             if self._owner.setdefault(key, owner) == owner:
                 return name
         raise RuntimeError("unreachable")  # pragma: no cover
 
 
+def _content_block(r: Record) -> str:
+    """One record's answer as clean Markdown: the content only ("" for a record without one)."""
+    if r.status != STATUS_OK:
+        return ""
+    if r.task == "extract":
+        return f"```json\n{json.dumps(r.data, indent=2, ensure_ascii=False)}\n```\n"
+    if r.task == "transcribe" or r.task == "ask":
+        text = (r.answer or "").strip()
+        if r.task == "ask":
+            return f"**Q:** {r.question}\n\n**A:** {text}\n"
+        return text + "\n" if text else ""
+    return _answer_block(r)
+
+
 def _answer_block(r: Record) -> str:
-    """One record's answer as Markdown."""
+    """One record's answer as annotated Markdown."""
     if r.status != STATUS_OK:
         err = f"{r.error.type}: {r.error.message}" if r.error else (r.fallback_reason or r.status)
         label = f"page {r.page}" if r.page else "document"
@@ -114,23 +135,46 @@ def _notes(r: Record) -> str:
         notes.append(f"> agreement with the text layer: {r.agreement:.2f}")
     for f in r.flags:
         notes.append(f"> ⚑ {f}")
+    g = r.grounding
+    if g and g.get("total"):
+        missing = [i["value"] for i in g["items"] if not i["located"]]
+        notes.append(f"> located on the page: {g['located']} of {g['total']} ({g['words']} words)")
+        if missing and g.get("words") != "none":
+            shown = "; ".join(m[:60] for m in missing[:8]) + ("; ..." if len(missing) > 8 else "")
+            notes.append(f"> not found on the page: {shown}")
     return "\n".join(notes) + "\n" if notes else ""
 
 
+def _by_page(records: list[Record]) -> dict[int, list[Record]]:
+    by_page: dict[int, list[Record]] = {}
+    for r in records:
+        if r.page is not None:
+            by_page.setdefault(r.page, []).append(r)
+    return {p: sorted(rs, key=lambda r: (r.task != "transcribe", r.task, r.question or "", r.region or 0))
+            for p, rs in sorted(by_page.items())}
+
+
+def clean_markdown(records: list[Record], page_marker: str = "<!-- page {page} -->") -> str:
+    """The content of one document and nothing else: document-scope answers, then each page's
+    answers after ``page_marker`` (``{page}`` is the page number; "" for no marker). Routes,
+    flags and agreement are in the layout JSON, the report and the annotated Markdown."""
+    parts = [b for b in (_content_block(r) for r in records if r.page is None) if b]
+    for page, recs in _by_page(records).items():
+        blocks = [b for b in (_content_block(r) for r in recs) if b]
+        marker = page_marker.replace("{page}", str(page)) if page_marker else ""
+        parts.append("\n".join(([marker + "\n"] if marker else []) + blocks))
+    return "\n".join(p.rstrip("\n") + "\n" for p in parts if p)
+
+
 def document_markdown(doc_path: str, records: list[Record], total_pages: int) -> str:
-    """The Markdown of one document: document-level answers, then every page with a visible
-    marker, its answers, and any fallback or cross-check flags."""
+    """The annotated Markdown of one document: document-level answers, then every page with a
+    visible marker, its answers, and any fallback, cross-check and grounding notes."""
     parts = [f"# {doc_path}\n"]
     doc_level = [r for r in records if r.page is None]
     if doc_level:
         parts.append("## Whole document\n")
         parts += [_answer_block(r) + _notes(r) for r in doc_level]
-    by_page: dict[int, list[Record]] = {}
-    for r in records:
-        if r.page is not None:
-            by_page.setdefault(r.page, []).append(r)
-    for page in sorted(by_page):
-        recs = sorted(by_page[page], key=lambda r: (r.task != "transcribe", r.task, r.question or "", r.region or 0))
+    for page, recs in _by_page(records).items():
         where = ", ".join(sorted({f"{r.route or 'no route'}, {r.status}" for r in recs}))
         parts.append(f"<!-- pixtract page {page} of {total_pages}: {where} -->\n## Page {page}\n")
         for r in recs:
@@ -141,10 +185,12 @@ def document_markdown(doc_path: str, records: list[Record], total_pages: int) ->
 class OutputWriter:
     """Collects records as documents finish and writes the output files."""
 
-    def __init__(self, out: str) -> None:
+    def __init__(self, out: str, page_marker: str = "<!-- page {page} -->", annotated: bool = False) -> None:
         from .ledger import Ledger
 
         self.out = out
+        self.page_marker = page_marker
+        self.annotated = annotated
         os.makedirs(os.path.join(out, WORK_DIR), exist_ok=True)
         self.spool_path = os.path.join(out, WORK_DIR, RESULTS + ".part")
         self._spool = open(self.spool_path, "w", encoding="utf-8")
@@ -202,13 +248,20 @@ class OutputWriter:
         name = self.names.name_for(doc.stem, doc.sha256, doc.path)
         self._write_chart_tables(name[:-3], records)
         self._append(records)
-        atomic_write(os.path.join(self.out, name), document_markdown(doc.path, records, pages))
+        from .layout import document_layout
+
+        stem = name[:-3]
+        atomic_write(os.path.join(self.out, name), clean_markdown(records, self.page_marker))
+        layout = document_layout(doc.path, doc.sha256, pages, records, self.out)
+        atomic_write(os.path.join(self.out, stem + ".json"), json.dumps(layout, ensure_ascii=False) + "\n")
+        entry = {"path": doc.path, "sha256": doc.sha256, "kind": doc.kind, "format": doc.fmt,
+                 "bytes": doc.size, "pages": pages, "markdown": name, "layout": stem + ".json"}
+        if self.annotated:
+            atomic_write(os.path.join(self.out, stem + ".annotated.md"), document_markdown(doc.path, records, pages))
+            entry["annotated"] = stem + ".annotated.md"
         failed = sum(r.status == STATUS_FAILED for r in records)
-        self.documents.append(
-            {"path": doc.path, "sha256": doc.sha256, "kind": doc.kind, "format": doc.fmt,
-             "bytes": doc.size, "pages": pages, "markdown": name,
-             "status": STATUS_OK if not failed else ("partial" if failed < len(records) else STATUS_FAILED)}
-        )
+        entry["status"] = STATUS_OK if not failed else ("partial" if failed < len(records) else STATUS_FAILED)
+        self.documents.append(entry)
 
     def _write_chart_tables(self, stem: str, records: list[Record]) -> None:
         from .answers import rows_to_csv
@@ -282,7 +335,7 @@ def _by_task(counts: Counter) -> dict[str, dict[str, Any]]:
     return out
 
 
-OWN_DIRS = ("thumbs", "charts", WORK_DIR)
+OWN_DIRS = ("thumbs", "charts", "pages", WORK_DIR)
 OWN_FILES = (RESULTS, MANIFEST, "report.html")
 
 
@@ -322,8 +375,9 @@ def check_out_dir(out: str, fingerprint: str, overwrite: bool = False) -> None:
     import shutil
 
     for doc in (old or {}).get("inputs", []):
-        if doc.get("markdown"):
-            _remove(os.path.join(out, safe_name(doc["markdown"])))
+        for key in ("markdown", "layout", "annotated"):
+            if doc.get(key):
+                _remove(os.path.join(out, safe_name(doc[key])))
     for name in OWN_FILES:
         _remove(os.path.join(out, name))
     for name in OWN_DIRS:

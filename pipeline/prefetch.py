@@ -15,12 +15,18 @@ from .plan import plan_document
 
 
 def router_for_run(cfg: RunConfig, stop: threading.Event, thumbs_root: str):
-    """The page worker of a run: it writes each page's thumbnail for the report."""
+    """The page worker of a run: it writes each page's thumbnail and image for the report, and
+    its words for the layout JSON."""
+    from .layout import save_page_image, save_page_words
     from .report import THUMB_MAX_EDGE, save_thumbnail
     from .route import Router
 
-    return Router(cfg, thumb_edge=THUMB_MAX_EDGE, stop=stop, on_render=lambda page: save_thumbnail(
-        thumbs_root, page.document.sha256, page.number, page.thumbnail))
+    def rendered(page) -> None:
+        save_thumbnail(thumbs_root, page.document.sha256, page.number, page.thumbnail)
+        save_page_image(thumbs_root, page)
+
+    return Router(cfg, thumb_edge=THUMB_MAX_EDGE, stop=stop, on_render=rendered,
+                  on_words=lambda page, words: save_page_words(thumbs_root, page, words))
 
 
 def start(cfg: RunConfig, router, limit: int | None = None) -> threading.Thread:

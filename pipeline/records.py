@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 # Routes a page answer can come from (DESIGN.md, "The record").
 ROUTE_LOCAL_TEXT = "local-text"
@@ -53,6 +53,72 @@ class RenderSettings:
     image_format: str = "auto"  # "auto" | "png" | "jpeg" (see render.choose_format)
 
 
+class Word(NamedTuple):
+    """One word on a page, its box in page coordinates (see ``PageWords.unit``), origin top left."""
+
+    text: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    block: int = 0  # text block (text layer) or OCR line group
+    line: int = 0  # line within the page: words of one printed line share it
+    conf: float = 1.0  # 0..1; 1 for the text layer, the recogniser's confidence for OCR
+
+
+WORDS_TEXT_LAYER = "text-layer"
+WORDS_OCR = "ocr"
+
+
+@dataclass
+class PageWords:
+    """The words of one page with their boxes: the text layer's where it is real, else OCR's.
+
+    Coordinates are PDF points of the page as displayed (``/Rotate`` applied) for PDFs, and
+    pixels of the page image for image inputs; ``width`` and ``height`` are the page's size in
+    the same unit, so a box divided by them is a share of the page whatever the unit."""
+
+    width: float
+    height: float
+    unit: str  # "pt" or "px"
+    rotation: int = 0  # the PDF page's /Rotate (degrees), already applied to the coordinates
+    source: str = WORDS_TEXT_LAYER  # "text-layer" or "ocr"
+    words: list[Word] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"width": round(self.width, 2), "height": round(self.height, 2), "unit": self.unit,
+                "rotation": self.rotation, "source": self.source,
+                "words": [[w.text, round(w.x0, 1), round(w.y0, 1), round(w.x1, 1), round(w.y1, 1), w.block, w.line,
+                           round(w.conf, 3)] for w in self.words]}
+
+    def __getstate__(self) -> tuple:
+        """Compact for the pipe from a MuPDF worker: one string and three arrays, not a
+        thousand tuples (pickling those cost more than extracting them)."""
+        from array import array
+
+        w = self.words
+        return (self.width, self.height, self.unit, self.rotation, self.source, "\x1f".join(x.text.replace("\x1f", " ") for x in w),
+                array("d", [v for x in w for v in (x.x0, x.y0, x.x1, x.y1)]).tobytes(),
+                array("i", [v for x in w for v in (x.block, x.line)]).tobytes(), array("d", [x.conf for x in w]).tobytes())
+
+    def __setstate__(self, state: tuple) -> None:
+        from array import array
+
+        self.width, self.height, self.unit, self.rotation, self.source, texts, boxes, ids, conf = state
+        b, i, c = array("d"), array("i"), array("d")
+        b.frombytes(boxes)
+        i.frombytes(ids)
+        c.frombytes(conf)
+        names = texts.split("\x1f") if c else []
+        self.words = list(map(Word._make, zip(names, b[0::4], b[1::4], b[2::4], b[3::4], i[0::2], i[1::2], c)))
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "PageWords":
+        words = [Word(str(w[0]), *map(float, w[1:5]), int(w[5]), int(w[6]), float(w[7])) for w in d.get("words", [])]
+        return cls(float(d["width"]), float(d["height"]), str(d["unit"]), int(d.get("rotation", 0)),
+                   str(d.get("source", WORDS_TEXT_LAYER)), words)
+
+
 @dataclass
 class Page:
     """A rendered page: the encoded image, its size and the page's text layer."""
@@ -67,6 +133,7 @@ class Page:
     render_ms: float = 0.0
     source_dpi: float | None = None
     thumbnail: bytes | None = None  # a small JPEG for the report, when asked for
+    words: PageWords | None = None  # the text layer's words with boxes (PDFs; OCR words come later)
 
     @functools.cached_property
     def has_text_layer(self) -> bool:
@@ -120,6 +187,7 @@ class Record:
     degraded: bool = False  # ok, but answered by a later rung than the planned one (why: fallback_reason)
     paid_usd: float = 0.0  # what this run paid for this record (0 for an answer from the cache)
     blank: bool = False  # the page has no ink: an empty answer that is correct, and nothing was sent
+    grounding: dict[str, Any] | None = None  # where the answer is on the page(s): pipeline/grounding.py
 
     @property
     def nothing_to_answer(self) -> bool:

@@ -28,7 +28,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from . import mupdf
 from .workers import isolated
 from .errors import DecompressionBomb, RenderError, UnreadableFile
-from .records import Document, Page, RenderSettings
+from .records import WORDS_TEXT_LAYER, Document, Page, PageWords, RenderSettings
 
 # We apply our own pixel budget (RenderSettings.max_pixels) before decoding; Pillow's warning
 # at the same threshold would only add noise.
@@ -124,7 +124,8 @@ def _render_pdf_page(doc: Document, number: int, settings: RenderSettings, passw
             zoom = pdf_zoom(rect.width, rect.height, settings)
             dl = mupdf.display_list(page, where)  # the content is interpreted once, within the time limit
             pix = mupdf.draw(dl, zoom, where)
-            text, image_share = mupdf.text_and_images(dl)
+            text, image_share, words = mupdf.text_images_words(dl)
+            page_words = PageWords(rect.width, rect.height, "pt", page.rotation, WORDS_TEXT_LAYER, words)
             photographic = image_share > 0.5
             width, height, channels, samples = pix.width, pix.height, pix.n, pix.samples
             del pix, dl
@@ -140,7 +141,8 @@ def _render_pdf_page(doc: Document, number: int, settings: RenderSettings, passw
         data, mime = encode(Image.frombuffer(mode, (width, height), samples, "raw", mode, 0, 1), True, settings)
     thumb = thumbnail_jpeg(Image.frombuffer(mode, (width, height), samples, "raw", mode, 0, 1),
                            thumb_edge) if thumb_edge else None
-    return Page(doc, number, data, mime, width, height, text, source_dpi=round(zoom * 72, 1), thumbnail=thumb)
+    return Page(doc, number, data, mime, width, height, text, source_dpi=round(zoom * 72, 1), thumbnail=thumb,
+                words=page_words)
 
 
 def thumbnail_jpeg(img: Image.Image, max_edge: int) -> bytes:

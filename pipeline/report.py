@@ -2,8 +2,9 @@
 
 For every page it shows the page's thumbnail beside the answer (Markdown rendered safely),
 route and status badges, the fallback reason, agreement and flags, tokens and cost; chart
-tables and extracted data; totals at the top; and filters for failed, fallen-back and flagged
-pages. The page loads nothing from the network: CSS and the one small script are inline, and
+tables and extracted data; where each part of the answer is on the page, and what was not found
+(pipeline/report_view.py: boxes, a zooming page viewer, keyboard navigation); totals at the
+top; and filters for failed, fallen-back, flagged and not-found pages. The page loads nothing from the network: CSS and the one small script are inline, and
 a strict Content-Security-Policy (script allowed by hash only) keeps model output inert even
 if escaping ever failed. Model output is never emitted as HTML: every string is escaped first
 and only this module's own tags are added around it.
@@ -31,7 +32,10 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
+from . import report_view
+from .layout import PAGES_DIR, page_image_name
 from .outputs import MANIFEST, RESULTS, WORK_DIR, atomic_file, atomic_write
+from .report_view import CardGrounding
 from .records import (
     ROUTE_LOCAL_OCR,
     ROUTE_LOCAL_TEXT,
@@ -545,7 +549,7 @@ def _json_block(data: Any) -> str:
     return f'<pre class="json">{_e(text)}</pre>{cut}'
 
 
-def _record_html(r: dict[str, Any], local_profile: bool) -> str:
+def _record_html(r: dict[str, Any], local_profile: bool, cg: CardGrounding | None = None) -> str:
     status, route, task = r.get("status"), r.get("route"), r.get("task")
     fb = _is_fallback(r, local_profile)
     flags = [f for f in (r.get("flags") or []) if f] if isinstance(r.get("flags"), list) else []
@@ -565,6 +569,11 @@ def _record_html(r: dict[str, Any], local_profile: bool) -> str:
                         "vision answer vs the page's text layer"))
     if flags:
         o.append(_badge(f"{len(flags)} flag" + ("s" if len(flags) > 1 else ""), "flag"))
+    grounded = cg.items_html(r) if cg is not None else ""
+    g = r.get("grounding") if isinstance(r.get("grounding"), dict) else {}
+    missing = int(_num(g.get("total"))) - int(_num(g.get("located")))
+    if missing > 0 and g.get("words") != "none":
+        o.append(_badge(f"{missing} not found on the page", "ul-badge"))
     o.append("</div>")
 
     usage = r.get("usage") if isinstance(r.get("usage"), dict) else {}
@@ -628,6 +637,7 @@ def _record_html(r: dict[str, Any], local_profile: bool) -> str:
             o.append('<div class="note err"><b>Not valid against the schema</b>'
                      + ("<ul>" + "".join(f"<li>{_e(x)}</li>" for x in errs[:50]) + "</ul>" if errs else "")
                      + "</div>")
+    o.append(grounded)
     o.append("</div>")
     return "".join(o)
 
@@ -658,7 +668,7 @@ main{padding:8px 24px 40px}
 .doc>header{padding:10px 16px;background:#f0f3f8;border-bottom:1px solid var(--line)}
 .doc>header h2{margin:0;font-size:16px;word-break:break-all}
 .doc>header .meta{margin:2px 0 0}
-.page{display:grid;grid-template-columns:minmax(120px,max-content) minmax(0,1fr);gap:20px;padding:14px 16px;border-top:1px solid var(--line)}
+.page{content-visibility:auto;contain-intrinsic-size:auto 420px;display:grid;grid-template-columns:minmax(120px,max-content) minmax(0,1fr);gap:20px;padding:14px 16px;border-top:1px solid var(--line)}
 .doc>header+.page{border-top:0}
 .page.is-failed{background:#fff8f8}
 .thumb{margin:0;max-width:322px}
@@ -706,12 +716,13 @@ th{background:#f2f4f7;text-align:left}
 table.chart td{font-variant-numeric:tabular-nums}
 .empty{padding:40px;text-align:center;color:var(--muted)}
 @media (max-width:800px){.page{grid-template-columns:1fr}}
+""" + report_view.CSS + """
 @media print{.filters{display:none}.page{break-inside:avoid}}
 """
 
 # The page's one script. It is allowed by its hash in the Content-Security-Policy; keep it
 # static (no data in it): everything it needs is in data-* attributes of the page cards.
-_SCRIPT = """
+_FILTER_SCRIPT = """
 (function () {
   var boxes = Array.prototype.slice.call(document.querySelectorAll('input[data-filter]'));
   var pages = Array.prototype.slice.call(document.querySelectorAll('.page'));
@@ -743,6 +754,7 @@ _SCRIPT = """
   apply();
 })();
 """
+_SCRIPT = _FILTER_SCRIPT + report_view.SCRIPT
 _SCRIPT_HASH = base64.b64encode(hashlib.sha256(_SCRIPT.encode("utf-8")).digest()).decode("ascii")
 CSP = ("default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline'; "
        f"script-src 'sha256-{_SCRIPT_HASH}'; base-uri 'none'; form-action 'none'")
@@ -768,8 +780,22 @@ class _Thumbs:
                 self.files = {n for n in os.listdir(os.path.join(out_dir, THUMBS_DIR)) if n.endswith(".jpg")}
             except OSError:
                 pass
+        try:
+            self.pages = set(os.listdir(os.path.join(out_dir, PAGES_DIR)))
+        except OSError:
+            self.pages = set()
 
-    def html(self, sha: Any, page: int | None, img: dict[str, Any] | None, label: str) -> str:
+    def full(self, sha: Any, page: int | None, mime: Any) -> str | None:
+        """The page image the model saw, written under pages/ by the run (for the viewer)."""
+        if not (isinstance(sha, str) and sha and page is not None):
+            return None
+        for m in (mime, "image/png", "image/jpeg"):
+            name = page_image_name(sha, page, str(m))
+            if name.split("/", 1)[1] in self.pages:
+                return quote(name, safe="/")
+        return None
+
+    def html(self, sha: Any, page: int | None, img: dict[str, Any] | None, label: str, overlay: str = "") -> str:
         src = None
         if isinstance(sha, str) and sha and page is not None:
             if self.given is not None:
@@ -789,7 +815,8 @@ class _Thumbs:
             w, h = float(img["width"]), float(img["height"])
             scale = min(1.0, THUMB_MAX_EDGE / max(w, h))
             size = f' width="{max(1, round(w * scale))}" height="{max(1, round(h * scale))}"'
-        return f'<img src="{src}"{size} loading="lazy" decoding="async" alt="{_e(label)}">'
+        return (f'<div class="sheet"><img src="{src}"{size} loading="lazy" decoding="async" alt="{_e(label)}">'
+                f'{overlay}</div>')
 
 
 def build_report(out_dir: str, thumbnails: dict[tuple[str, int], bytes] | None = None) -> str:
@@ -822,7 +849,7 @@ def build_report(out_dir: str, thumbnails: dict[tuple[str, int], bytes] | None =
     # The page cards are spooled to a temporary file: the report of a 100,000-page run is
     # written without holding it in memory (the totals above them are known only at the end).
     body = tempfile.TemporaryFile("w+", encoding="utf-8")
-    n_cards = n_failed = n_fallback = n_flagged = 0
+    n_cards = n_failed = n_fallback = n_flagged = n_unlocated = 0
     f = open(scan.path, "rb") if scan.path else None
     try:
         for di, key in enumerate(order):
@@ -841,9 +868,10 @@ def build_report(out_dir: str, thumbnails: dict[tuple[str, int], bytes] | None =
                 bits.append(_fmt_bytes(d["bytes"]))
             if sha:
                 bits.append(f'<span title="{_e(sha)}">sha256 {_e(str(sha)[:12])}\u2026</span>')
-            href = _rel_href(d.get("markdown"))
-            if href:
-                bits.append(f'<a href="{href}">{_e(d["markdown"])}</a>')
+            for out_file in ("markdown", "layout", "annotated"):
+                href = _rel_href(d.get(out_file))
+                if href:
+                    bits.append(f'<a href="{href}">{_e(d[out_file])}</a>')
             head.append(" \u00b7 ".join(bits) + "</div></header>")
             body.write("".join(head))
             if key not in scan.docs:
@@ -871,12 +899,20 @@ def build_report(out_dir: str, thumbnails: dict[tuple[str, int], bytes] | None =
                 anchor = f' id="d{di + 1}-p{page}"' if page is not None else f' id="d{di + 1}-doc"'
                 label = f"Page {page}" if page is not None else "Whole document"
                 img = next((r.get("image") for r in recs if isinstance(r.get("image"), dict)), None)
-                body.write(f'<article class="{cls}"{anchor}{attrs}><figure class="thumb">'
-                            + thumbs.html(sha, page, img, f"{path}, {label.lower()}")
+                cg = CardGrounding(f"d{di + 1}-" + (f"p{page}" if page is not None else "doc"), page)
+                recs_html = "".join(_record_html(r, local_profile, cg) for r in recs)
+                if cg.unlocated:
+                    attrs += ' data-unlocated=""'
+                    n_unlocated += 1
+                if img and _num(img.get("width")) > 0 and _num(img.get("height")) > 0:
+                    attrs += f' data-ratio="{_num(img["width"]) / _num(img["height"]):.4f}"'
+                full = thumbs.full(sha, page, (img or {}).get("mime"))
+                body.write(f'<article class="{cls}"{anchor}{attrs}><figure class="thumb"'
+                            + (f' data-full="{full}"' if full else "") + ">"
+                            + thumbs.html(sha, page, img, f"{path}, {label.lower()}", cg.overlay())
                             + f"<figcaption><b>{label}</b>"
                             + (f" of {d['pages']:,}" if page is not None and isinstance(d.get("pages"), int) else "")
-                            + '</figcaption></figure><div class="recs">'
-                            + "".join(_record_html(r, local_profile) for r in recs)
+                            + '</figcaption></figure><div class="recs">' + recs_html
                             + "</div></article>\n")
             body.write("</section>\n")
     finally:
@@ -928,6 +964,8 @@ def build_report(out_dir: str, thumbnails: dict[tuple[str, int], bytes] | None =
         f'<label><input type="checkbox" id="f-failed" data-filter="failed"> failed ({n_failed:,})</label>'
         f'<label><input type="checkbox" id="f-fallback" data-filter="fallback"> fallen back ({n_fallback:,})</label>'
         f'<label><input type="checkbox" id="f-flagged" data-filter="flagged"> flagged ({n_flagged:,})</label>'
+        f'<label><input type="checkbox" id="f-unlocated" data-filter="unlocated"> not found on the page '
+        f'({n_unlocated:,})</label>'
         '<button type="button" id="f-clear">show all</button>'
         f'<span id="visible-count">{n_cards:,} of {n_cards:,} shown</span></nav>'
     )
@@ -946,5 +984,5 @@ def build_report(out_dir: str, thumbnails: dict[tuple[str, int], bytes] | None =
         out.write(head)
         body.seek(0)
         shutil.copyfileobj(body, out)
-        out.write(f"</main>\n<script>{_SCRIPT}</script>\n</body></html>\n")
+        out.write(f"</main>\n{report_view.VIEWER}\n<script>{_SCRIPT}</script>\n</body></html>\n")
     return path

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import answers, local, prompts, tokens
+from . import answers, grounding, local, prompts, tokens
 from .blank import is_blank
 from .cache import AnswerCache, cache_key
 from .config import EndpointSpec, RunConfig, TaskSpec
@@ -35,6 +35,7 @@ from .render import render_page
 
 MAX_IMAGES_PER_REQUEST = 8  # Mistral's limit (model-apis.md §1.4)
 RENDER_AHEAD = 2  # page threads beyond the request concurrency (bench/README.md, throughput)
+STOP_NOTICE_S = 1.0  # how long a page whose worker died waits to learn whether the run is stopping
 JSON_MODES = ("json_schema", "json_object", "tool")
 
 
@@ -64,13 +65,16 @@ def _image_part(page: Page) -> ImagePart:
 class Router:
     """Answers pages for one run. Thread-safe; one per process."""
 
-    def __init__(self, cfg: RunConfig, *, make_client=None, on_render=None, thumb_edge: int = 0,
+    def __init__(self, cfg: RunConfig, *, make_client=None, on_render=None, on_words=None, thumb_edge: int = 0,
                  stop: threading.Event | None = None) -> None:
         """``on_render(page)`` sees every rendered page (the flow writes thumbnails with it);
-        with ``thumb_edge`` each page also carries a thumbnail of that size. Once ``stop`` is
-        set, no new page or request starts (pages not started are ``skipped: interrupted``)."""
+        with ``thumb_edge`` each page also carries a thumbnail of that size. ``on_words(page,
+        words)`` sees each answered page's words (``PageWords`` or None: the flow keeps them
+        for the layout JSON). Once ``stop`` is set, no new page or request starts (pages not
+        started are ``skipped: interrupted``)."""
         self.cfg = cfg
         self.on_render = on_render
+        self.on_words = on_words
         self.thumb_edge = thumb_edge
         self.stop = stop or threading.Event()
         self._pool: PageThreads | None = None
@@ -195,21 +199,36 @@ class Router:
         try:
             page = render_page(doc, number, cfg.render, cfg.password, self.thumb_edge)
         except InputError as e:
+            if self._stopping(e):
+                return self.interrupted(plan, number, page_tasks)
             return [self._record(doc, number, t, q, status=STATUS_FAILED, error=ErrorInfo.from_exception(e))
                     for t in page_tasks for q in t.units()]
         if self.on_render is not None:
             self.on_render(page)
+        words = _Words(self, [page])
         if _blank(page):
+            self._words_seen(page, words)
             return [self._blank_record(doc, page, t, q) for t in page_tasks for q in t.units()]
         out = []
-        ocr_text = _Lazy(lambda: self._ocr_text(page))
+        ocr_text = _Lazy(lambda: self._ocr_text(page, words))
         for task in page_tasks:
             for question in task.units():
                 if task.kind == "chart":
-                    out.extend(self._answer_charts(plan, page, task))
+                    out.extend(self._answer_charts(plan, page, task, words))
                 else:
-                    out.append(self._answer_unit(plan, task, question, [page], ocr_text))
+                    out.append(self._answer_unit(plan, task, question, [page], ocr_text, words=words))
+        self._words_seen(page, words)
         return out
+
+    def _stopping(self, e: InputError) -> bool:
+        """Did the page's MuPDF worker die because the run is being stopped? A signal to the
+        process group reaches the workers too, and the page thread may see the death a moment
+        before the signal handler sets ``stop``: such a page is interrupted, not crashed."""
+        return getattr(e, "type", None) == "render_crashed" and self.stop.wait(STOP_NOTICE_S)
+
+    def _words_seen(self, page: Page, words: "_Words") -> None:
+        if self.on_words is not None:
+            self.on_words(page, words.found.get(page.number))
 
     def _blank_record(self, doc: Document, page: Page, task: TaskSpec, question: str | None) -> Record:
         """A page without ink: its empty answer is correct and costs nothing (no chart on it)."""
@@ -219,12 +238,15 @@ class Router:
         return self._record(doc, page.number, task, question, status=STATUS_OK, answer="", blank=True,
                             image=image_info(page))
 
-    def _ocr_text(self, page: Page) -> str:
+    def _ocr_text(self, page: Page, words: "_Words | None" = None) -> str:
         if page.has_text_layer:
             return page.text
-        return local.transcribe(page, self.cfg.render, None, self.cfg.password, options=self.cfg.ocr).markdown
+        ans = local.transcribe(page, self.cfg.render, None, self.cfg.password, options=self.cfg.ocr)
+        if words is not None:
+            words.offer(page.number, ans.words)
+        return ans.markdown
 
-    def _answer_charts(self, plan: DocumentPlan, page: Page, task: TaskSpec) -> list[Record]:
+    def _answer_charts(self, plan: DocumentPlan, page: Page, task: TaskSpec, words: "_Words") -> list[Record]:
         from . import charts
 
         doc = plan.document
@@ -237,7 +259,8 @@ class Router:
             crop = page if region.source == "whole-image" else charts.render_region(
                 doc, region, self.cfg.render, self.cfg.password)
             rec = self._answer_unit(plan, task, None, [crop], _Lazy(lambda c=crop: c.text),
-                                    caption=region.caption, region=region.index, page_number=page.number)
+                                    caption=region.caption, region=region.index, page_number=page.number,
+                                    words=words, region_box=_region_box(region, page))
             out.append(rec)
         return out
 
@@ -252,6 +275,8 @@ class Router:
             for n in range(1, plan.pages + 1):
                 pages.append(render_page(doc, n, cfg.render, cfg.password))
         except InputError as e:
+            if self._stopping(e):
+                return self._interrupted_record(doc, None, task, question, "document")
             return self._record(doc, None, task, question, status=STATUS_FAILED, scope="document",
                                 pages=list(range(1, plan.pages + 1)), error=ErrorInfo.from_exception(e))
         inked = [p for p in pages if not _blank(p)]  # blank pages are not sent to a model
@@ -259,13 +284,15 @@ class Router:
             return self._record(doc, None, task, question, status=STATUS_OK, answer="", blank=True,
                                 scope="document", pages=[p.number for p in pages])
         pages = inked
-        text = _Lazy(lambda: "\n\n".join(f"[page {p.number}]\n{self._ocr_text(p)}" for p in pages))
-        return self._answer_unit(plan, task, question, pages, text, scope="document")
+        words = _Words(self, pages)
+        text = _Lazy(lambda: "\n\n".join(f"[page {p.number}]\n{self._ocr_text(p, words)}" for p in pages))
+        return self._answer_unit(plan, task, question, pages, text, scope="document", words=words)
 
     # -- one unit through the ladder ------------------------------------------------------
     def _answer_unit(self, plan: DocumentPlan, task: TaskSpec, question: str | None, pages: list[Page],
                      text: "_Lazy", *, caption: str = "", region: int | None = None,
-                     page_number: int | None = None, scope: str = "page") -> Record:
+                     page_number: int | None = None, scope: str = "page", words: "_Words | None" = None,
+                     region_box: list[float] | None = None) -> Record:
         doc, cfg = plan.document, self.cfg
         number = None if scope == "document" else (page_number or pages[0].number)
         page_list = [p.number for p in pages] if scope == "document" else None
@@ -279,6 +306,8 @@ class Router:
         hit = self.cache.get(key)
         if hit is not None:
             hit.document = doc.path  # the same bytes may sit under another name this time
+            if hit.grounding is None or (cfg.grounding_ocr and hit.grounding.get("words") == "none"):
+                self._ground(hit, words, region_box)  # answered before grounding, or before grounding_ocr
             if not hit.degraded or cfg.accept_degraded:
                 return hit
         # A degraded answer from an earlier run: the rungs above it get another try; the
@@ -297,8 +326,9 @@ class Router:
                 tried.append({"route": rung.route, "error": {"type": "unavailable", "message": rung.unavailable}})
                 continue
             if rung.route == "local":
-                rec = self._local(doc, pages[0], plan, task, tried, acc, base)
+                rec = self._local(doc, pages[0], plan, task, tried, acc, base, words)
                 if rec is not None:
+                    self._ground(rec, words, region_box)
                     return self._done(key, self._ranked(rec, rung), t0)
                 continue
             if not rung.breaker.allow():
@@ -339,6 +369,7 @@ class Router:
                                fallback_reason=_reason(tried), **acc.fields(), **base, **result)
             if use_images and pages[0].has_text_layer and task.kind in ("transcribe", "ask"):
                 rec.agreement, rec.flags = answers.cross_check(rec.answer or "", "\n".join(p.text for p in pages))
+            self._ground(rec, words, region_box)
             return self._done(key, self._ranked(rec, rung), t0)
         if hit is not None:
             return self._kept(key, hit, tried, acc, t0)
@@ -375,9 +406,21 @@ class Router:
             self.cache.put(key, rec)
         return rec
 
-    def _local(self, doc, page, plan, task, tried, acc, base) -> Record | None:
+    def _ground(self, rec: Record, words: "_Words | None", region_box: list[float] | None) -> None:
+        """Locate the answer on its page(s): ``rec.grounding`` (pipeline/grounding.py)."""
+        if words is None or rec.status != STATUS_OK:
+            return
+        try:
+            rec.grounding = grounding.ground_record(rec, words.get(), region_box)
+        except Exception as e:  # noqa: BLE001 - an answer that cannot be located is still an answer
+            rec.grounding = {"located": 0, "total": 0, "share": None, "words": "none", "items": [],
+                             "error": f"{type(e).__name__}: {e}"[:300]}
+
+    def _local(self, doc, page, plan, task, tried, acc, base, words=None) -> Record | None:
         try:
             ans = local.transcribe(page, self.cfg.render, plan.running_lines, self.cfg.password, options=self.cfg.ocr)
+            if words is not None:
+                words.offer(page.number, ans.words)
         except OCRError as e:
             tried.append({"route": "local", "error": ErrorInfo.from_exception(e).__dict__})
             return None
@@ -562,6 +605,46 @@ class _Accounting:
 def _blank(page: Page) -> bool:
     """No text layer and no ink on the image: nothing to answer, nothing to pay for."""
     return not page.has_text_layer and is_blank(page.image)
+
+
+class _Words:
+    """The words of the pages a unit is answered from: the text layer's where it is real; else
+    OCR's, once a step of the ladder has OCRed the page (the local engine, the text rung), or
+    when the job asks for OCR just to ground answers (``grounding_ocr``)."""
+
+    def __init__(self, router: "Router", pages: list[Page]) -> None:
+        self.router, self.pages = router, pages
+        force = router.cfg.ocr.force
+        self.found: dict[int, Any] = {p.number: p.words if p.has_text_layer and not force else None for p in pages}
+
+    def offer(self, number: int, words) -> None:
+        if words is not None and self.found.get(number) is None:
+            self.found[number] = words
+
+    def get(self) -> dict[int, Any]:
+        if self.router.cfg.grounding_ocr:
+            for p in self.pages:
+                if self.found.get(p.number) is None and not _blank(p):
+                    try:
+                        self.router._ocr_text(_as_scan(p), self)
+                    except OCRError:
+                        continue
+        return self.found
+
+
+def _as_scan(page: Page) -> Page:
+    """The page as the local engine sees a page without a text layer (so it OCRs it)."""
+    return page if not page.has_text_layer else dataclasses.replace(page, text="")
+
+
+def _region_box(region, page: Page) -> list[float]:
+    """A chart region's box in page coordinates (the whole page for a chart image)."""
+    if region.source == "whole-image":
+        from .pagewords import page_frame
+
+        w, h, _, _ = page_frame(page)
+        return [0.0, 0.0, w, h]
+    return [float(v) for v in region.bbox]
 
 
 class _Lazy:

@@ -13,8 +13,8 @@ outside:
 - a worker that dies (segfault, abort) fails that page with ``render_crashed``; one over its
   address-space cap (``RLIMIT_AS``) fails it with ``render_out_of_memory``.
 
-Only encoded images, text and small records cross the pipe (pickled dataclasses, about 0.1 ms
-a page). A worker keeps the documents it opened (``mupdf.open_pdf``'s cache), and calls for a
+Only encoded images, text, the page's words with boxes and small records cross the pipe
+(pickled dataclasses). A worker keeps the documents it opened (``mupdf.open_pdf``'s cache), and calls for a
 document go to the worker that has it open when that one is free. Without a started pool the
 functions run in the calling process, as library calls and unit tests use them.
 

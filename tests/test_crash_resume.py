@@ -105,7 +105,9 @@ def test_sigkill_at_random_points_then_resume(emu, tmp_path, monkeypatch):
         assert not (out / "results.jsonl").exists() or label == "writing"
         protected |= cached_pages(out)
         for path in out.glob("*.md"):  # whatever was written is whole
-            assert path.read_text().startswith("# ")
+            assert path.read_text().startswith("<!-- page 1 -->")
+        for path in out.glob("*.json"):
+            json.loads(path.read_text())
 
     emu.configure(latency=0)
     time.sleep(0.5)

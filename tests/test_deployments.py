@@ -388,7 +388,7 @@ def test_outputs_and_ledger_complete(scenario):
     assert [Path(d["path"]).name for d in m["inputs"]] == sorted(DOCS)  # input order
     for name in DOCS[:-1]:
         md = (run / (Path(name).stem + ".md")).read_text()
-        assert all(f"## Page {n}" in md for n in range(1, PAGES[name] + 1))
+        assert all(f"<!-- page {n} -->" in md for n in range(1, PAGES[name] + 1))
     assert (run / "report.html").exists()
     assert len(list((run / "thumbs").glob("*.jpg"))) == 8
     assert scenario["chats1"] == 8  # one request per page

@@ -83,7 +83,7 @@ def test_markdown_per_document(batch, expected):
     md = (out / "report.md").read_text()
     # two inputs named chart.png (samples/ and real/): two distinct Markdown files
     assert {p.name for p in out.glob("chart*.md")} - {"chart_page.md"} == {"chart.md", "chart-becd8678.md"}
-    assert [f"## Page {n}" in md for n in (1, 2, 3)] == [True] * 3
+    assert [f"<!-- page {n} -->" in md for n in (1, 2, 3)] == [True] * 3
     assert "manufacturing" in md
     assert not (out / "corrupt.md").exists()
     assert "Harbour" in (out / "scanned.md").read_text()

@@ -506,7 +506,8 @@ def test_e2e_same_names_get_distinct_markdown(batch):
     assert len(names) == 3 and len({n.casefold() for n in names}) == 3
     for d in docs:
         text = (batch["out"] / d["markdown"]).read_text(encoding="utf-8")
-        assert d["path"] in text and "## Page 1" in text
+        layout = json.loads((batch["out"] / d["layout"]).read_text(encoding="utf-8"))
+        assert layout["document"] == d["path"] and text.startswith("<!-- page 1 -->")
 
 
 @pytest.mark.prefect

@@ -372,3 +372,92 @@ def test_fallback_depends_on_profile(tmp_path):
         text = Path(build_report(str(out))).read_text(encoding="utf-8")
         assert text.count(' data-fallback=""') == expected, profile
         assert f"fallen back ({expected})" in text
+
+
+# --------------------------------------------------------------------------- grounding in the report
+
+def _grounded_run(out: Path) -> dict:
+    """A one-page extraction whose fields were located on a 612x792 pt page; one was not."""
+    from pipeline.layout import page_image_name
+
+    sha = SHA["form"]
+    items = [
+        {"kind": "field", "path": "$.number", "value": "INV-7", "located": True, "page": 1,
+         "boxes": [[61.2, 79.2, 183.6, 118.8]], "match": "INV-7", "score": 1.0},
+        {"kind": "field", "path": "$.total", "value": "99.5", "located": True, "page": 1,
+         "boxes": [[306.0, 396.0, 459.0, 435.6], [306.0, 440.0, 400.0, 470.0]], "match": "99.50", "score": 1.0},
+        {"kind": "field", "path": "$.vat", "value": "GB999 <b>x</b>", "located": False, "page": None,
+         "boxes": [], "match": None, "score": 0.0},
+    ]
+    r = rec("forms/invoice.pdf", sha, 1, task="extract", schema="invoice", data={"number": "INV-7"},
+            image={"width": 791, "height": 1024, "bytes": 1000, "mime": "image/png"},
+            grounding={"located": 2, "total": 3, "share": 0.667, "words": "text-layer", "unit": "pt",
+                       "sizes": {"1": [612.0, 792.0]}, "items": items})
+    write_run(out, [r, rec("hostile.pdf", SHA["hostile"], 1, answer="plain")])
+    save_thumbnail(str(out), sha, 1, make_thumbnail(page_image("invoice", (30, 130, 76))))
+    (out / "pages").mkdir(exist_ok=True)
+    (out / page_image_name(sha, 1, "image/png")).write_bytes(page_image("invoice", (30, 130, 76)))
+    return r
+
+
+def test_report_lists_grounded_items_and_marks_unlocated_ones(tmp_path):
+    out = tmp_path / "run"
+    _grounded_run(out)
+    text = Path(build_report(str(out))).read_text(encoding="utf-8")
+    assert text.count('class="bx ') == 3  # one box per printed line of the located fields
+    assert 'data-full="pages/' in text and "not found on the page" in text
+    assert "GB999 &lt;b&gt;x&lt;/b&gt;" in text and "<b>x</b>" not in text
+    assert 'data-unlocated=""' in text and "not found on the page (1)" in text
+
+
+def test_clicking_a_field_highlights_its_box_on_the_page(tmp_path, browser):
+    out = tmp_path / "run"
+    r = _grounded_run(out)
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    browser.console.clear()
+    browser.goto(Path(build_report(str(out))).as_uri())
+    browser.click('.gi[data-g$="-2"]')  # the second field: $.total, two lines
+    got = browser.eval("""(() => {
+        const img = document.querySelector('#d3-p1 .thumb img').getBoundingClientRect();
+        return [...document.querySelectorAll('#d3-p1 .ov .bx.hl')].map(b => {
+            const r = b.getBoundingClientRect();
+            return [(r.left - img.left) / img.width, (r.top - img.top) / img.height,
+                    (r.right - img.left) / img.width, (r.bottom - img.top) / img.height];
+        });
+    })()""")
+    want = [[b[0] / 612, b[1] / 792, b[2] / 612, b[3] / 792] for b in r["grounding"]["items"][1]["boxes"]]
+    assert len(got) == len(want) == 2
+    for g, w in zip(got, want):
+        # the highlight's border is drawn inside its box: within 2 px of a ~226-px-wide thumbnail
+        assert all(abs(a - b) < 0.01 for a, b in zip(g, w)), (got, want)
+    assert browser.eval("document.querySelector('.gi.sel .gk').textContent") == "$.total"
+    assert browser.eval("document.querySelector('.gi.miss .gv').textContent") == "GB999 <b>x</b>"
+    browser.screenshot(str(shots / "field.png"))
+    # the viewer: the page image the model saw, the same box highlighted, zoom doubles its size
+    browser.click("#d3-p1 .thumb .sheet")
+    browser.eval("Promise.all([...document.images].map(i => i.decode().catch(() => null)))")
+    assert browser.eval("document.getElementById('viewer').hidden") is False
+    assert browser.eval("document.querySelector('#viewer img').getAttribute('src')").startswith("pages/")
+    assert browser.eval("document.querySelector('#viewer img').naturalWidth") == 791
+    before = browser.eval("document.querySelector('#viewer .bx.hl').getBoundingClientRect().width")
+    browser.click('#viewer button[data-act="in"]')
+    after = browser.eval("document.querySelector('#viewer .bx.hl').getBoundingClientRect().width")
+    assert after == pytest.approx(before * 1.25, rel=0.02)
+    browser.screenshot(str(shots / "viewer.png"))
+    browser.eval("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape'}))")
+    assert browser.eval("document.getElementById('viewer').hidden") is True
+    # keyboard: j/k go page by page, n/p to the pages that need a look (failed, flagged, unlocated)
+    def key(k: str) -> str:
+        browser.eval(f"document.dispatchEvent(new KeyboardEvent('keydown', {{key: '{k}'}}))")
+        return browser.eval("document.querySelector('.page.cur').id")
+
+    assert browser.eval("document.querySelector('.page.cur').id") == "d3-p1"  # the field's page
+    assert [key("n"), key("k"), key("p"), key("j")] == ["d5-doc", "d4-p1", "d3-p1", "d4-p1"]
+    assert_good_png(shots / "viewer.png")
+    refused = [m for m in browser.console if "Refused" in m or "Content Security Policy" in m]
+    assert not refused, refused
+    if os.environ.get("PIXTRACT_KEEP_SHOTS"):
+        import shutil
+
+        shutil.copytree(shots, os.environ["PIXTRACT_KEEP_SHOTS"], dirs_exist_ok=True)

@@ -102,6 +102,36 @@ def test_scanned_page_text_fallback_uses_local_ocr(emu, tmp_path, samples):
     assert "Lighthouse" in rec.answer  # the OCR text went to the text model
 
 
+def test_answers_are_grounded_on_the_page_words_and_the_words_are_handed_on(emu, tmp_path, samples):
+    seen = {}
+    router = Router(make_cfg(emu, tmp_path), on_words=lambda page, words: seen.setdefault(page.number, words))
+    [rec] = router.answer_page(plan(samples / "report.pdf"), 2)
+    g = rec.grounding
+    assert g["words"] == "text-layer" and g["unit"] == "pt" and g["sizes"] == {"2": [595.0, 842.0]}
+    assert g["located"] == g["total"] >= 1  # the emulator answers with the page's text: all of it is there
+    boxes = [b for i in g["items"] for b in i["boxes"]]
+    for text in ("1,480", "Region"):  # one-word lines of the table, not the same words earlier on the page
+        word = [w for w in seen[2].words if w.text == text][-1]
+        assert [round(v, 1) for v in (word.x0, word.y0, word.x1, word.y1)] in boxes
+    assert seen[2].source == "text-layer"
+
+
+def test_a_scanned_page_is_grounded_on_ocr_words_when_some_step_ocred_it(emu, tmp_path, samples):
+    [rec] = Router(make_cfg(emu, tmp_path, cache=False)).answer_page(plan(samples / "scanned.pdf"), 1)
+    assert rec.route == "vision" and rec.grounding["words"] == "none" and rec.grounding["located"] == 0
+    cfg = make_cfg(emu, tmp_path, cache=False, grounding_ocr=True)
+    [rec] = Router(cfg).answer_page(plan(samples / "scanned.pdf"), 1)
+    # the emulator's vision answer for a page without a text layer is made up: it is not on the page
+    assert rec.answer.startswith("(The 792x1024 page image contains no legible text")
+    assert rec.route == "vision" and rec.grounding["words"] == "ocr"
+    assert (rec.grounding["located"], rec.grounding["total"]) == (0, 1)
+    emu.inject("503", model=VISION)  # the text rung OCRs the page anyway: its words ground the answer
+    [rec] = Router(make_cfg(emu, tmp_path, cache=False)).answer_page(plan(samples / "scanned.pdf"), 1)
+    assert rec.route == "text-fallback" and rec.grounding["words"] == "ocr"
+    located = [i for i in rec.grounding["items"] if i["located"]]
+    assert located and all(0 <= b[0] < b[2] <= 612 and 0 <= b[1] < b[3] <= 792 for i in located for b in i["boxes"])
+
+
 def test_retired_model_skipped_at_start_without_requests(emu, tmp_path, samples):
     from pipeline.preflight import preflight
 

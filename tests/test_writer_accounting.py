@@ -74,9 +74,10 @@ def test_document_status_ok_partial_failed(tmp_path):
     w.add_document(third, 1, [rec(1, "failed")])
     assert [d["status"] for d in w.documents] == ["ok", "partial", "failed"]
     assert w.documents[0] == {"path": "in/a.pdf", "sha256": DOC.sha256, "kind": "pdf", "format": "PDF",
-                              "bytes": 1234, "pages": 2, "markdown": "a.md", "status": "ok"}
+                              "bytes": 1234, "pages": 2, "markdown": "a.md", "layout": "a.json", "status": "ok"}
     assert [d["markdown"] for d in w.documents] == ["a.md", "b.md", "c.md"]
-    assert (tmp_path / "a.md").read_text().startswith("# in/a.pdf")
+    assert (tmp_path / "a.md").read_text().startswith("<!-- page 1 -->")  # content only: no path heading
+    assert json.loads((tmp_path / "a.json").read_text())["document"] == "in/a.pdf"
 
 
 def test_a_failed_document_is_counted_without_markdown(tmp_path):
@@ -124,7 +125,7 @@ def test_the_spool_is_where_a_live_report_reads_it_and_a_rerun_can_reopen_the_fo
 
     w = OutputWriter(str(tmp_path))
     w.add_document(DOC, 1, [rec(1)])
-    assert sorted(os.listdir(tmp_path)) == [".pixtract", "a.md"]
+    assert sorted(os.listdir(tmp_path)) == [".pixtract", "a.json", "a.md"]
     assert _results_path(str(tmp_path)) == w.spool_path
     assert os.path.dirname(w.spool_path) == str(tmp_path / ".pixtract")
     w.abort()
@@ -216,4 +217,5 @@ def test_same_stem_and_same_bytes_under_two_paths_get_their_own_markdown(tmp_pat
     w.add_document(twin, 2, [rec(1)])
     w.add_document(namesake, 2, [rec(1)])
     assert [d["markdown"] for d in w.documents] == ["a.md", "a-abababab.md", "a-cdcdcdcd.md"]
-    assert "<!-- pixtract page 1 of 2:" in (tmp_path / "a.md").read_text()
+    assert (tmp_path / "a.md").read_text().startswith("<!-- page 1 -->\n")
+    assert [d["layout"] for d in w.documents] == ["a.json", "a-abababab.json", "a-cdcdcdcd.json"]
