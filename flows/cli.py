@@ -329,13 +329,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     managed = False
     watch = local = None
-    importer = threading.Thread(target=_import_prefect, name="pixtract-import", daemon=True)
 
-    def start_prefect() -> None:
-        """Past the usage errors: point Prefect at its server, then import it while the
-        endpoints are asked (preflight): about a second saved on every run."""
+    def prepare_prefect() -> None:
+        """Point Prefect at its server (starting pixtract's own if needed), then import it."""
         nonlocal managed
         managed = _use_managed_server(quiet=args.quiet or args.log_json)
+        _import_prefect()
+
+    importer = threading.Thread(target=prepare_prefect, name="pixtract-import", daemon=True)
+
+    def start_prefect() -> None:
+        """Past the usage errors: find the Prefect server and import Prefect in the background,
+        while the endpoints are asked (preflight) and the first pages go out: a second or more
+        saved on every run."""
         _prefect_defaults(args.verbose or False)
         if args.quiet or args.log_json:
             os.environ["PREFECT_LOGGING_LEVEL"] = "ERROR"
