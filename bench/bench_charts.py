@@ -65,7 +65,7 @@ def vegalite_pages(corpus: Path, work: Path, raster: bool) -> list[dict]:
             svg = pymupdf.open(src)
             vec = pymupdf.open("pdf", svg.convert_to_pdf())
             w, h = vec[0].rect.width, vec[0].rect.height
-        scale = min(451 / w, 520 / h, 1.5)
+        scale = min(451 / w, 520 / h)  # the text width, as a figure in a report
         box = pymupdf.Rect(72, 160, 72 + w * scale, 160 + h * scale)
         if raster:
             page.insert_image(box, filename=str(src))
