@@ -14,7 +14,7 @@ import dataclasses
 import io
 from dataclasses import dataclass, field
 
-from . import markdown, mupdf, ocr, orientation, render, textclean
+from . import markdown, mupdf, ocr, orientation, render, textclean, textlayer
 from .errors import WORKER_FAILURES, InputError
 from .records import ROUTE_LOCAL_OCR, ROUTE_LOCAL_TEXT, Document, Page, RenderSettings
 from .workers import isolated
@@ -43,6 +43,10 @@ def transcribe(
     use_layer = page.document.kind == "pdf" and page.has_text_layer
     if use_layer and options.force:
         use_layer, flags = False, ["ocr-forced"]
+    elif page.document.kind == "pdf" and page.text.strip():
+        problem = textlayer.layer_problem(layer_facts(page.document, page.number, password))
+        if problem:  # a layer that would mislead: read the page image instead, and say so
+            use_layer, flags = False, [f"text-layer-{problem}"]
     if use_layer:
         md = text_layer_markdown(page.document, page.number, password)
         route, model = ROUTE_LOCAL_TEXT, f"{LOCAL_MODEL}/pymupdf4llm"
@@ -59,6 +63,9 @@ def transcribe(
         route, model = ROUTE_LOCAL_OCR, f"{LOCAL_MODEL}/{options.effective_engine}"
         if rotation:
             flags.append(f"rotated-{rotation}")
+        if not md.strip() and page.text.strip() and flags:  # OCR read nothing: the doubtful layer beats no text
+            md, route, model = page.text, ROUTE_LOCAL_TEXT, f"{LOCAL_MODEL}/text-layer"
+            flags.append("ocr-empty")
     md = markdown.drop_running_lines(markdown.dehyphenate(textclean.clean_text(md)), running or set())
     md = textclean.drop_page_furniture(md)
     return LocalAnswer(markdown.tidy(md), route, model, rotation, flags)
@@ -141,6 +148,51 @@ def image_regions(doc: Document, number: int, password: str | None = None) -> li
             pix = page.get_pixmap(clip=r, dpi=IMAGE_DPI, colorspace=pymupdf.csGRAY, alpha=False)
             out.append(pix.tobytes("png"))
     return out
+
+
+@isolated("page")
+def layer_facts(doc: Document, number: int, password: str | None = None) -> textlayer.LayerFacts:
+    """The facts ``textlayer.layer_problem`` judges a page's text layer by: its characters and
+    lines in content order (MuPDF's dict, no sorting), and, glyph by glyph in paint order (text
+    trace and paint log), the text drawn invisibly or painted over by a later image."""
+    import pymupdf
+
+    with mupdf.open_pdf(doc, password) as pdf:
+        page = pdf.load_page(number - 1)
+        parea = abs(page.rect) or 1.0
+        chars: list[str] = []
+        lines: list[tuple[float, int]] = []
+        for block in page.get_text("dict", flags=0)["blocks"]:
+            for line in block.get("lines", ()):
+                text = "".join(span["text"] for span in line["spans"])
+                if text.strip():
+                    chars.append(text)
+                    lines.append((round(line["bbox"][3], 1), len(text.strip())))
+        facts = textlayer.LayerFacts("\n".join(chars), lines)
+        # Paint order: spans from the text trace, images from the paint log (same numbering).
+        images = [(n, pymupdf.Rect(box) & page.rect) for n, (kind, box) in enumerate(page.get_bboxlog())
+                  if kind == "fill-image"]
+        images = [(n, r) for n, r in images if not r.is_empty]
+        facts.image_share = sum(abs(r) for _, r in images) / parea
+        images = sorted((x for x in images if abs(x[1]) >= 0.01 * parea), key=lambda x: -abs(x[1]))[:50]
+        px0, py0, px1, py1 = page.rect
+        boxes = [(n, tuple(r)) for n, r in images]
+        for span in page.get_texttrace():  # plain floats: a page can have tens of thousands of glyphs
+            hide = [b for n, b in boxes if n > span["seqno"]]
+            invisible = span["type"] == 3 or span.get("opacity", 1) == 0
+            for ch in span["chars"]:
+                x0, y0, x1, y1 = ch[3]
+                x0, y0, x1, y1 = max(x0, px0), max(y0, py0), min(x1, px1), min(y1, py1)
+                if x1 <= x0 or y1 <= y0:
+                    continue
+                a = (x1 - x0) * (y1 - y0)
+                facts.text_area += a
+                if invisible:
+                    facts.invisible_area += a
+                elif any(b[0] <= x0 and b[1] <= y0 and x1 <= b[2] and y1 <= b[3] for b in hide):
+                    facts.hidden_area += a
+        facts.image_share = min(facts.image_share, 1.0)
+        return facts
 
 
 def _squash(text: str) -> str:

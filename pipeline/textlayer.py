@@ -1,4 +1,5 @@
-"""Text-layer helpers: is there real text, and which lines are running headers/footers."""
+"""Text-layer helpers: is there real text, can it be trusted, and which lines are running
+headers/footers."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 _WORDISH = re.compile(r"[^\W_]{2,}", re.UNICODE)
 MIN_REAL_CHARS = 16
@@ -44,3 +46,59 @@ def running_lines(pages_lines: Iterable[list[str]], edge: int = 2, min_share: fl
         counts.update(edges)
     need = max(2, int(min_share * len(pages) + 0.999))
     return {k for k, n in counts.items() if n >= need and k.strip("#").strip()}
+
+
+# --- is the text layer trustworthy? ----------------------------------------------------------
+
+LAYER_OK = ""
+UNKNOWN_GLYPHS, INTERLEAVED, INVISIBLE, HIDDEN = "unknown-glyphs", "interleaved", "invisible", "hidden-under-image"
+
+
+@dataclass
+class LayerFacts:
+    """What a page's text layer looks like, gathered in one MuPDF pass (pipeline.local)."""
+
+    text: str  # the layer's characters, in content order
+    lines: list[tuple[float, int]] = field(default_factory=list)  # (baseline y, chars) per line, in content order
+    text_area: float = 0.0  # area of the text drawn, visible or not
+    invisible_area: float = 0.0  # drawn in render mode 3 (an OCR layer)
+    hidden_area: float = 0.0  # drawn, then covered by an image painted over it
+    image_share: float = 0.0  # share of the page under images
+
+
+def layer_problem(facts: LayerFacts) -> str:
+    """Why the text layer should not be trusted ("" when it can be): unknown glyphs (no
+    Unicode map, or UTF-16 read the wrong way round), two lines interleaved character by
+    character, text that is invisible over a scan, or text hidden under an image. A page whose
+    layer has one of these is read by OCR instead."""
+    visible = [c for c in facts.text if not c.isspace()]
+    if len(visible) < MIN_REAL_CHARS:
+        return LAYER_OK
+    junk = sum(1 for c in visible if unicodedata.category(c) in ("Cc", "Co", "Cn") or c == "\ufffd")
+    if junk / len(visible) >= 0.1 or _byte_swapped(visible) / len(visible) >= 0.3:  # 0.1: as has_real_text
+        return UNKNOWN_GLYPHS
+    if _zigzag_share(facts.lines) >= 0.3:
+        return INTERLEAVED
+    if facts.text_area > 0:
+        if facts.hidden_area >= 0.5 * facts.text_area:
+            return HIDDEN
+        if facts.invisible_area >= 0.8 * facts.text_area and facts.image_share >= 0.5:
+            return INVISIBLE
+    return LAYER_OK
+
+
+def _byte_swapped(chars: list[str]) -> int:
+    """Characters U+XX00 with XX a printable ASCII code: 'Multicolor' read as big-endian
+    UTF-16 of a little-endian string comes out as '䴀甀氀琀椀挀漀氀漀爀'."""
+    return sum(1 for c in chars if ord(c) & 0xFF == 0 and 0x20 < ord(c) >> 8 < 0x7F)
+
+
+def _zigzag_share(lines: list[tuple[float, int]]) -> float:
+    """Share of the layer's characters in short lines that jump to another baseline and back
+    (A, B, A): what two lines written one character at a time each look like."""
+    total = sum(n for _, n in lines) or 1
+    zig = 0
+    for (ya, _), (yb, nb), (yc, _) in zip(lines, lines[1:], lines[2:]):
+        if nb <= 3 and abs(yb - ya) > 2 and abs(yc - ya) <= 1:
+            zig += nb
+    return zig / total
