@@ -214,9 +214,38 @@ def _layout_markdown(doc: Document, number: int, password: str | None = None) ->
         # pymupdf4llm prints parser notes on stdout; keep our output clean.
         with contextlib.redirect_stdout(io.StringIO()):
             try:
-                return _to_markdown(pdf, number)
+                md = _to_markdown(pdf, number)
             except Exception:  # a page its layout model cannot handle: the caller falls back
                 return ""
+        if md.strip():
+            md = textclean.apply_layer_fixes(md, _layer_fixes(pdf.load_page(number - 1)))
+        return md
+
+
+def _layer_fixes(page) -> textlayer.LayerFixes:
+    """What the page's glyphs say that its Markdown lost: spaces, drop caps, whole words."""
+    fixes = textlayer.LayerFixes()
+    lines = []  # (glyphs, top, x0, text)
+    for block in page.get_text("rawdict", flags=0)["blocks"]:
+        for line in block.get("lines", ()):
+            glyphs = [(ch["c"], ch["bbox"][0], ch["bbox"][2], span["size"]) for span in line["spans"] for ch in span["chars"]]
+            text = "".join(g[0] for g in glyphs)
+            if text.strip():
+                lines.append((glyphs, line["bbox"][1], line["bbox"][0], text))
+    if not lines:
+        return fixes
+    sizes = sorted(g[3] for glyphs, *_ in lines for g in glyphs)
+    body = sizes[len(sizes) // 2]
+    for i, (glyphs, top, _x0, text) in enumerate(lines):
+        fixes.splits.update(textlayer.lost_spaces(glyphs))
+        ink = [g for g in glyphs if not g[0].isspace()]
+        if len(ink) == 1 and ink[0][3] >= 1.8 * body:
+            others = [(x0, t, tx.strip()) for k, (_, t, x0, tx) in enumerate(lines) if k != i]
+            cap = textlayer.drop_cap(ink, top, others)
+            if cap:
+                fixes.drop_caps.append(cap)
+    fixes.words = {w[4].strip(".,;:()[]\"'") for w in page.get_text("words")}
+    return fixes
 
 
 def _to_markdown(pdf, number: int) -> str:

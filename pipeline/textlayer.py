@@ -102,3 +102,63 @@ def _zigzag_share(lines: list[tuple[float, int]]) -> float:
         if nb <= 3 and abs(yb - ya) > 2 and abs(yc - ya) <= 1:
             zig += nb
     return zig / total
+
+
+# --- what the text layer's geometry says about its words -------------------------------------
+
+Glyph = tuple[str, float, float, float]  # character, x0, x1, font size
+
+
+@dataclass
+class LayerFixes:
+    """Corrections for a page's Markdown found from its glyphs (pipeline.textclean applies them)."""
+
+    splits: dict[str, str] = field(default_factory=dict)  # "CompositionofthePretraining" -> "Composition of the Pretraining"
+    drop_caps: list[tuple[str, str]] = field(default_factory=list)  # ("T", "he committee"): the cap and its line's start
+    words: set[str] = field(default_factory=set)  # the page's words, for cells cut mid-word
+
+
+def lost_spaces(line: list[Glyph]) -> dict[str, str]:
+    """Words of one line of glyphs that hold a gap as wide as a space but no space character
+    (tightly set captions lose their spaces that way), mapped to the words re-split there. A
+    gap counts when it is at least 0.08 em (MuPDF itself puts a space from about 0.15 em), three
+    times the line's letter-gap jitter, and between glyphs of one size."""
+    out: dict[str, str] = {}
+    gaps = [abs(b[1] - a[2]) for a, b in zip(line, line[1:]) if not a[0].isspace() and not b[0].isspace()]
+    if len(gaps) < 4:
+        return out
+    usual = sorted(gaps)[3 * len(gaps) // 4]  # letter-gap jitter (font metrics that do not match the glyphs)
+    word, split = "", ""
+    for i, g in enumerate(line):
+        ch = g[0]
+        if ch.isspace():
+            if split != word:
+                out[word] = split
+            word = split = ""
+            continue
+        if word:
+            gap = g[1] - line[i - 1][2]
+            prev = line[i - 1][0]
+            same_size = abs(g[3] - line[i - 1][3]) <= 0.1 * g[3]  # not a footnote mark
+            if (gap >= 0.08 * g[3] and gap >= 3 * usual + 0.01 * g[3] and same_size
+                    and (prev.isalnum() or prev in ".,;:!?)]") and ch.isalnum()):
+                split += " "
+        word += ch
+        split += ch
+    if word and split != word:
+        out[word] = split
+    return out
+
+
+def drop_cap(cap: list[Glyph], cap_top: float, lines: list[tuple[float, float, str]]) -> tuple[str, str] | None:
+    """A drop cap: one big capital letter whose neighbour line to the right (top within the
+    cap's height, starting with a lower-case letter) carries the rest of its word. ``lines``
+    are (x0, top, text) of the page's other lines; returns (letter, start of that line)."""
+    if len(cap) != 1 or not cap[0][0].isupper():
+        return None
+    letter, _, x1, size = cap[0]
+    beside = [ln for ln in lines if ln[0] >= x1 - 1 and abs(ln[1] - cap_top) <= 0.5 * size and ln[2][:1].islower()]
+    if not beside:
+        return None
+    start = " ".join(min(beside, key=lambda ln: ln[0])[2].split()[:2])
+    return letter, start
