@@ -15,7 +15,7 @@ import io
 from dataclasses import dataclass, field
 
 from . import markdown, mupdf, ocr, orientation, render, textclean, textlayer
-from .errors import WORKER_FAILURES, InputError
+from .errors import WORKER_FAILURES, InputError, OCRError
 from .records import ROUTE_LOCAL_OCR, ROUTE_LOCAL_TEXT, Document, Page, RenderSettings
 from .workers import isolated
 
@@ -96,6 +96,24 @@ def ocr_page(image: bytes, options: ocr.OcrOptions) -> orientation.UprightRead:
     if engine == ocr.ENGINE_RAPIDOCR:
         from .ocr_rapid import recognise_score as recognise
     return orientation.read_upright(img, read, recognise)
+
+
+def upright_turn(page: Page, options: ocr.OcrOptions | None = None) -> int:
+    """Degrees clockwise that turn a scan or photo upright (0 when it reads upright already,
+    has a real text layer, or ``options.upright`` is off): the local engine's upright check run
+    on the image a vision model gets, so the model sees the page the right way up."""
+    from PIL import Image
+
+    options = options or ocr.OcrOptions()
+    if not options.upright or page.has_text_layer:
+        return 0
+    with Image.open(io.BytesIO(page.image)) as img:
+        if orientation.plainly_upright(img):
+            return 0
+    try:
+        return ocr_page(page.image, options).rotation
+    except OCRError:  # no OCR engine here: the page goes as it came
+        return 0
 
 
 IMAGE_MIN_PT = 40  # images smaller than this on either side hold no readable text (icons, bullets)
