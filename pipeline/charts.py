@@ -272,6 +272,8 @@ def _find(pdf: pymupdf.Document, page: pymupdf.Page, number: int, min_area_frac:
 
     for c in cands:
         c.box = _grow_to_labels(c.box, lines, [o.core for o in cands if o is not c])
+    if cands and not too_many:
+        _attach_legends(cands, _legends(drawings, view, lines))
     cands = [c for c in cands if abs(c.box) >= min_area]
     cands = [c for c in cands if c.source != SOURCE_VECTOR or too_many or _text_cover(c.box, lines) <= TEXT_COVER]
     cands = _merge(cands)
@@ -842,6 +844,57 @@ def _grow_to_labels(box: pymupdf.Rect, lines: list[_Line], others: list[pymupdf.
             break
         box = grown
     return box
+
+
+LEGEND_GAP = 60.0  # a legend this far (pt, or 0.6 of the chart's width) beside a chart belongs to it
+
+
+def _legends(drawings: list[dict], rot: pymupdf.Matrix, lines: list[_Line]) -> list[pymupdf.Rect]:
+    """Legends: three or more small swatches (filled squares, short line samples) in a column,
+    each with a short label just right of it, plus a title line just above."""
+    columns: dict[int, list[pymupdf.Rect]] = defaultdict(list)
+    for d in drawings:
+        r = pymupdf.Rect(d["rect"]) * rot
+        if not 3 <= max(r.width, r.height) <= 16:
+            continue
+        if _visible_fill(d) or "s" in d.get("type", ""):
+            columns[round(r.x0)].append(r)
+    out = []
+    for swatches in columns.values():
+        if len(swatches) < 3:
+            continue
+        entries = []
+        for r in sorted(swatches, key=lambda r: r.y0):
+            cy = (r.y0 + r.y1) / 2
+            label = next((ln for ln in lines if 0 <= ln.box.x0 - r.x1 <= 12 and ln.box.y0 <= cy <= ln.box.y1
+                          and len(ln.text) <= 40), None)
+            if label is not None and (not entries or r.y0 - entries[-1][0].y1 <= 2 * max(r.width, r.height)):
+                entries.append((r, label.box))
+        if len(entries) < 3:
+            continue
+        box = pymupdf.Rect(entries[0][0])
+        for r, lb in entries:
+            box |= r
+            box |= lb
+        title = [ln.box for ln in lines if 0 <= box.y0 - ln.box.y1 <= 12 and ln.box.x0 < box.x1 and ln.box.x1 > box.x0
+                 and len(ln.text) <= 40]
+        for t in title[:1]:
+            box |= t
+        out.append(box)
+    return out
+
+
+def _attach_legends(cands: list[_Cand], legends: list[pymupdf.Rect]) -> None:
+    """Each legend that is not inside a chart's box joins the nearest chart beside it."""
+    for leg in legends:
+        if any(c.box.contains(leg) for c in cands):
+            continue
+        near = [(_gap(c.box, leg), c) for c in cands
+                if _overlap_frac(leg.y0, leg.y1, c.box.y0 - TEXT_TOUCH, c.box.y1 + TEXT_TOUCH) >= 0.5]
+        near = [(g, c) for g, c in near if g <= max(LEGEND_GAP, 0.6 * c.box.width)]
+        if near:
+            c = min(near, key=lambda gc: gc[0])[1]
+            c.box |= leg
 
 
 def _merge(cands: list[_Cand]) -> list[_Cand]:

@@ -143,6 +143,30 @@ def test_side_by_side_framed_charts_are_separate_regions(tmp_path):
     assert left.bbox[2] < 301 + 12 and right.bbox[0] > 298 - 12  # each its own frame (+ margin)
 
 
+def test_legend_beside_the_chart_joins_its_region(tmp_path):
+    """A legend set 40 pt right of the plot (swatches with labels, a title above) is part of
+    the chart; the same swatch column with no chart near it makes no region."""
+    path = tmp_path / "legend.pdf"
+    pdf = pymupdf.open()
+    page = pdf.new_page()
+    _draw_bars(page, 80, 100, 330, 300, [4, 7, 3, 6], labels=["A", "B", "C", "D"])
+    page.insert_text((370, 112), "Region", fontsize=9)
+    for k, name in enumerate(["North", "South", "East"]):
+        y = 120 + 16 * k
+        page.draw_rect(pymupdf.Rect(370, y, 380, y + 10), fill=(0.2 + 0.3 * k, 0.4, 0.7), color=None)
+        page.insert_text((385, y + 9), name, fontsize=9)
+    for k, name in enumerate(["Alpha", "Beta", "Gamma"]):  # a swatch list far below: no chart
+        y = 600 + 16 * k
+        page.draw_rect(pymupdf.Rect(80, y, 90, y + 10), fill=(0.9, 0.5, 0.1), color=None)
+        page.insert_text((95, y + 9), name, fontsize=9)
+    pdf.save(path)
+    [r] = find_chart_regions(_doc(path), 1)
+    assert _contains(r.bbox, (80, 100, 420, 300))
+    for word in ("Region", "North", "South", "East"):
+        assert word in r.text
+    assert "Alpha" not in r.text
+
+
 # --- rendering -----------------------------------------------------------------------------
 
 
