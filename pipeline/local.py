@@ -177,7 +177,8 @@ def layer_facts(doc: Document, number: int, password: str | None = None) -> text
 
     with mupdf.open_pdf(doc, password) as pdf:
         page = pdf.load_page(number - 1)
-        parea = abs(page.rect) or 1.0
+        bounds = page.rect * page.derotation_matrix  # the trace and the log are in unrotated space
+        parea = abs(bounds) or 1.0
         chars: list[str] = []
         lines: list[tuple[float, int]] = []
         for block in page.get_text("dict", flags=0)["blocks"]:
@@ -188,12 +189,12 @@ def layer_facts(doc: Document, number: int, password: str | None = None) -> text
                     lines.append((round(line["bbox"][3], 1), len(text.strip())))
         facts = textlayer.LayerFacts("\n".join(chars), lines)
         # Paint order: spans from the text trace, images from the paint log (same numbering).
-        images = [(n, pymupdf.Rect(box) & page.rect) for n, (kind, box) in enumerate(page.get_bboxlog())
+        images = [(n, pymupdf.Rect(box) & bounds) for n, (kind, box) in enumerate(page.get_bboxlog())
                   if kind == "fill-image"]
         images = [(n, r) for n, r in images if not r.is_empty]
         facts.image_share = sum(abs(r) for _, r in images) / parea
         images = sorted((x for x in images if abs(x[1]) >= 0.01 * parea), key=lambda x: -abs(x[1]))[:50]
-        px0, py0, px1, py1 = page.rect
+        px0, py0, px1, py1 = bounds
         boxes = [(n, tuple(r)) for n, r in images]
         for span in page.get_texttrace():  # plain floats: a page can have tens of thousands of glyphs
             hide = [b for n, b in boxes if n > span["seqno"]]
