@@ -2,6 +2,7 @@
 
     python bench/bench_tables.py                 # every table page of the 67 PDFs
     python bench/bench_tables.py --limit 10      # the first 10 documents
+    python bench/bench_tables.py --match us-01   # the documents whose name holds us-01
     python bench/bench_tables.py --corpus PATH   # the corpus folder (default ../shared/corpus)
 
 Each page that holds a ground-truth table goes through ``pipeline.local.transcribe`` as a
@@ -71,9 +72,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--match", default="", help="only documents whose name holds this")
     args = ap.parse_args()
     base = args.corpus.resolve() / "icdar2013_table_competition"
-    docs = sorted(base.glob("*/*-str.xml"))[: args.limit or None]
+    docs = [x for x in sorted(base.glob("*/*-str.xml")) if args.match in x.name][: args.limit or None]
     cells = exact = present = pages = 0
     page_cpu: list[float] = []
     per_doc = []

@@ -141,10 +141,12 @@ def _join_cut_cells(row: str, words: set[str]) -> str:
             continue
         head, _, tail_rest = left.rpartition(" ")
         first, sep, rest = right.partition(" ")
-        if not (tail_rest.isalpha() and first[:1].isalpha()):
+        bold = tail_rest.endswith("**") and first.startswith("**")
+        a, b = tail_rest.strip("*"), first.strip("*").rstrip(".,;:")
+        if not (a.isalpha() and b[:1].isalpha()):
             continue
-        whole = tail_rest + first.rstrip(".,;:")
-        if whole in words and tail_rest not in words and first.rstrip(".,;:") not in words:
-            cells[i] = (head + " " if head else "") + tail_rest + first
+        if a + b in words and a not in words and b not in words:
+            joined = tail_rest[:-2] + first[2:] if bold else tail_rest + first
+            cells[i] = (head + " " if head else "") + joined
             cells[i + 1] = rest
     return "|".join(cells)

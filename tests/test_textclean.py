@@ -126,3 +126,19 @@ def test_page_with_lost_spaces_and_a_drop_cap(tmp_path):
     assert "Table 1: Composition of the Pretraining Data" in md
     assert "The committee met" in " ".join(md.split())
     assert " T " not in md
+
+
+def test_real_table_header_words_not_cut_at_column_rules(real):
+    """ICDAR 2013 us-018 page 1: the layout analysis cuts the header words at the table's
+    column rules (``|Actu|al|``, ``|Proje|cted|``); the page's own words put them back."""
+    import contextlib
+    import io
+
+    import pymupdf
+
+    with contextlib.redirect_stdout(io.StringIO()), pymupdf.open(real / "us-018-p1.pdf") as pdf:
+        raw = local._to_markdown(pdf, 1)
+    assert "|Actu|al|" in raw  # what the layout analysis gives
+    md = local.text_layer_markdown(identify(str(real / "us-018-p1.pdf")), 1)
+    assert "|Actual|" in md and "|Projected|" in md
+    assert "Actu|" not in md and "Proje|" not in md
