@@ -7,14 +7,19 @@ from the page's own objects (PyMuPDF), not from pixels:
   linear in the drawings); a cluster is kept when it is big enough (``min_area_frac`` of the
   page) and looks like a chart: bars (filled rectangles sharing a baseline with different
   lengths), pie slices (filled curved paths of several colours), data lines (many diagonal or
-  curved stroke segments) or scatter marks, with axis-like lines. Clusters with only weaker
-  evidence (a few filled shapes) are checked against ``page.find_tables()`` (line-based: a
-  ruled grid with text in most cells) and rejected when they are mostly a table or boxes
-  holding text (a diagram). A ruled table is only thin lines, so it never counts as a chart.
+  curved stroke segments) or scatter marks, with axis-like lines, or a few data marks on an
+  evenly ticked axis. Bars are no proof (a table's shaded cells share edges too): such clusters,
+  and those with weaker evidence (a few filled shapes), are checked against
+  ``page.find_tables()`` (line-based: a ruled grid with text in most cells) and rejected when
+  they are mostly a table or boxes holding words (table cells, a flowchart's boxes). A ruled
+  table is only thin lines, so it never counts as a chart. Framed panels printed side by side
+  are split into one region each; a drawn region whose text covers more than TEXT_COVER of it
+  is a table or prose.
   Above MAX_DRAWINGS drawings (hostile pages) nothing is clustered: one box around all of
   them is the region, if it is big enough.
 - **raster charts**: images (``page.get_image_info()``) over the area threshold, except
-  full-page images (scans) and clearly photographic images.
+  full-page images (scans), images as wide or tall as the page (banners, background strips)
+  and clearly photographic images.
 
 Each region grows to the text that touches it (tick labels, axis titles, legends: short lines
 within ~12 pt, a few rounds), overlapping regions are merged, and the box is widened by
@@ -60,6 +65,8 @@ TEXT_ROUNDS = 3
 LABEL_MAX_CHARS = 80
 CAPTION_GAP = 60.0
 FULL_PAGE_IMAGE = 0.8  # an image covering this share of the page is a scan, not a chart
+PAGE_SPAN = 0.95  # an image this wide or tall (share of the page's side) is a banner or background
+TEXT_COVER = 0.2  # a drawn region whose text lines cover more of it than this is a table or text
 
 CAPTION_RE = re.compile(
     r"^\s*(?i:figure|fig\.?|chart|graph|exhibit)\s*(?:\d|[IVXLC]+\b|[A-Z]\b)"
@@ -198,6 +205,7 @@ class _Cand:
     source: str
     core_area: float  # area of the drawings/image themselves
     core: pymupdf.Rect | None = None  # the drawings/image box before labels were added
+    panel: bool = False  # one of several framed panels split apart: not merged with a sibling
 
     def __post_init__(self) -> None:
         if self.core is None:
@@ -218,7 +226,7 @@ def _find(pdf: pymupdf.Document, page: pymupdf.Page, number: int, min_area_frac:
     drawings = page.get_cdrawings()
     cands: list[_Cand] = []
     too_many = len(drawings) > MAX_DRAWINGS
-    weak: list[tuple[pymupdf.Rect, list[dict]]] = []
+    weak: list[tuple[pymupdf.Rect, list[dict], bool]] = []
     if not too_many:
         clusters = _cluster(drawings, view, prect)
         if clusters is None:
@@ -239,14 +247,19 @@ def _find(pdf: pymupdf.Document, page: pymupdf.Page, number: int, min_area_frac:
                     box, taken = _absorb(box, boxes, big, skip=consumed | {i})
                 group = members + [d for k in taken for d in clusters[k][1]]
                 verdict = _chart_evidence(group, box, view, budget)
-                if verdict == "none" or abs(box) < min_area:
+                if verdict == "none" or abs(box) < min_area / 2:  # with its labels it may be big enough
                     continue
                 consumed.update(taken)
                 consumed.add(i)
-                if verdict == "strong":
-                    cands.append(_Cand(box, SOURCE_VECTOR, abs(box)))
-                else:
-                    weak.append((box, group))
+                for part_box, part in _split_panels(box, group, view):
+                    if part is not group:
+                        verdict = _chart_evidence(part, part_box, view, budget)
+                        if verdict == "none" or abs(part_box) < min_area / 2:
+                            continue
+                    if verdict == "strong":
+                        cands.append(_Cand(part_box, SOURCE_VECTOR, abs(part_box), panel=part is not group))
+                    else:  # "bars" or "weak": a shaded table or a diagram can look the same
+                        weak.append((part_box, part, part is not group))
     if too_many:
         box = _all_drawings_box(drawings, view, prect)
         if box is not None and abs(box) >= min_area:
@@ -258,7 +271,11 @@ def _find(pdf: pymupdf.Document, page: pymupdf.Page, number: int, min_area_frac:
             cands.extend(_check_weak(page, weak, lines, view, turn, len(drawings)))
 
     for c in cands:
-        c.box = _grow_to_labels(c.box, lines)
+        c.box = _grow_to_labels(c.box, lines, [o.core for o in cands if o is not c])
+    if cands and not too_many:
+        _attach_legends(cands, _legends(drawings, view, lines))
+    cands = [c for c in cands if abs(c.box) >= min_area]
+    cands = [c for c in cands if c.source != SOURCE_VECTOR or too_many or _text_cover(c.box, lines) <= TEXT_COVER]
     cands = _merge(cands)
 
     regions: list[ChartRegion] = []
@@ -374,6 +391,33 @@ def _cluster(drawings: list[dict], rot: pymupdf.Matrix, prect: pymupdf.Rect) -> 
     return out
 
 
+def _split_panels(box: pymupdf.Rect, members: list[dict], rot: pymupdf.Matrix) -> list[tuple[pymupdf.Rect, list[dict]]]:
+    """A cluster holding two to six separate framed panels (charts printed side by side, their
+    frames a few points apart) as one part per panel; else the cluster itself. Small multiples
+    (many small panels) stay one chart."""
+    area = abs(box) or 1.0
+    rects = [(pymupdf.Rect(d["rect"]) * rot, d) for d in members]
+    panels: list[pymupdf.Rect] = []
+    for r, d in sorted(rects, key=lambda rd: -abs(rd[0])):
+        if abs(r) < 0.15 * area or abs(r) > 0.9 * area:
+            continue
+        if sum(1 for o, _ in rects if o is not r and o in r + (-1, -1, 1, 1)) < 3:
+            continue  # a frame holds its plot; a pie slice or a curve holds nothing
+        if all(abs(r & p) <= 0.02 * min(abs(r), abs(p)) for p in panels):
+            panels.append(r)
+    if not 2 <= len(panels) <= 6:
+        return [(box, members)]
+    parts: list[list[dict]] = [[] for _ in panels]
+    for r, d in rects:
+        c = pymupdf.Point((r.x0 + r.x1) / 2, (r.y0 + r.y1) / 2)
+        k = min(range(len(panels)), key=lambda k: 0 if c in panels[k] else _gap(pymupdf.Rect(c, c), panels[k]) + 1)
+        parts[k].append(d)
+    out = []
+    for p, part in zip(panels, parts):
+        out.append((pymupdf.Rect(p), part))
+    return out
+
+
 def _absorb(
     box: pymupdf.Rect, others: list[pymupdf.Rect], max_area: float, skip: set[int], rounds: int = 10
 ) -> tuple[pymupdf.Rect, list[int]]:
@@ -462,7 +506,9 @@ def _visible_fill(d: dict) -> bool:
 
 
 def _chart_evidence(members: list[dict], box: pymupdf.Rect, rot: pymupdf.Matrix, budget: list[int]) -> str:
-    """'strong', 'weak' or 'none': how much a drawing cluster looks like a chart."""
+    """'strong', 'bars', 'weak' or 'none': how much a drawing cluster looks like a chart.
+    'bars' (filled rectangles of one thickness and different lengths) is strong evidence that
+    a table with shaded cells also gives: it is checked like 'weak'."""
     area = abs(box) or 1.0
     bars: list[pymupdf.Rect] = []  # filled rectangles, not thin
     curved_fill_colours: set = set()
@@ -470,6 +516,7 @@ def _chart_evidence(members: list[dict], box: pymupdf.Rect, rot: pymupdf.Matrix,
     marks = 0
     diagonal = 0
     h_axis = v_axis = False
+    ticks: list[tuple[bool, int, int]] = []  # (horizontal, x, y) of short axis-parallel strokes
     for d in members:
         if budget[0] <= 0:
             break
@@ -477,7 +524,8 @@ def _chart_evidence(members: list[dict], box: pymupdf.Rect, rot: pymupdf.Matrix,
         budget[0] -= len(items)
         r = pymupdf.Rect(d["rect"]) * rot
         if _visible_fill(d):
-            thin = min(r.width, r.height) <= 1.5
+            short, long_ = min(r.width, r.height), max(r.width, r.height)
+            thin = short <= 1.5 or (short <= 3 and long_ >= 20 * short)  # a rule, not a bar
             if thin:
                 if r.width >= 0.3 * box.width:
                     h_axis = True
@@ -488,10 +536,12 @@ def _chart_evidence(members: list[dict], box: pymupdf.Rect, rot: pymupdf.Matrix,
                 kinds = {it[0] for it in items[:50]}
                 if len(items) == 1 and kinds <= {"re", "qu"}:
                     bars.append(r)
-                if "c" in kinds:
+                if "c" in kinds or (len(items) >= 8 and kinds <= {"l", "c"}):  # curves, or arcs flattened to many sides
                     curved_fill_colours.add(tuple(round(c, 2) for c in d["fill"]))
                 if max(r.width, r.height) <= 8:
                     small_marks.append(r)
+        elif "s" in d.get("type", "") and 1 < max(r.width, r.height) <= 8 and len(items) >= 2:
+            small_marks.append(r)  # a hollow point of a scatter plot
         if "s" in d.get("type", ""):
             for seg in _segments(items, rot, limit=5000):
                 if seg[0] == "l":
@@ -500,6 +550,8 @@ def _chart_evidence(members: list[dict], box: pymupdf.Rect, rot: pymupdf.Matrix,
                     if dx < 0.3 and dy < 0.3:
                         continue
                     if min(dx, dy) <= 0.02 * max(dx, dy) + 0.3:
+                        if 2 <= max(dx, dy) <= 10:  # a tick mark (or a short rule)
+                            ticks.append((dy <= dx, round(min(x0, x1)), round(min(y0, y1))))
                         if dy <= dx and dx >= 0.3 * box.width:
                             h_axis = True
                         elif dx < dy and dy >= 0.3 * box.height:
@@ -516,7 +568,7 @@ def _chart_evidence(members: list[dict], box: pymupdf.Rect, rot: pymupdf.Matrix,
                         v_axis = True
     axes = h_axis or v_axis
     if _bar_pattern(bars, axes):
-        return "strong"
+        return "bars"
     if len(curved_fill_colours) >= 2:  # pie or donut slices
         return "strong"
     if diagonal >= 10 and axes or diagonal >= 30:  # data lines
@@ -526,9 +578,29 @@ def _chart_evidence(members: list[dict], box: pymupdf.Rect, rot: pymupdf.Matrix,
         ys = {round((m.y0 + m.y1) / 4) for m in small_marks}
         if len(xs) >= 4 and len(ys) >= 4:
             return "strong"
+    if (diagonal or small_marks or marks) and axes and _ticked_axis(ticks):  # few data on a real axis
+        return "strong"
     if (marks >= 2 or diagonal >= 4) and axes:
         return "weak"
     return "none"
+
+
+def _ticked_axis(ticks: list[tuple[bool, int, int]]) -> bool:
+    """Four or more tick marks in a row at an even spacing: a value axis, which tables and
+    diagrams do not draw."""
+    rows: dict[tuple[bool, int], list[int]] = defaultdict(list)
+    for horizontal, x, y in ticks:
+        # horizontal ticks stand on a vertical axis (same x, spread along y), and the reverse
+        rows[(horizontal, x if horizontal else y)].append(y if horizontal else x)
+    for pos in rows.values():
+        pos = sorted(set(pos))
+        if len(pos) < 4:
+            continue
+        steps = [b - a for a, b in zip(pos, pos[1:])]
+        mid = sorted(steps)[len(steps) // 2]
+        if mid >= 4 and sum(1 for st in steps if abs(st - mid) <= 0.1 * mid + 1) >= 3:
+            return True
+    return False
 
 
 def _bar_pattern(bars: list[pymupdf.Rect], axes: bool) -> bool:
@@ -563,27 +635,68 @@ def _bar_pattern(bars: list[pymupdf.Rect], axes: bool) -> bool:
 def _check_weak(
     page: pymupdf.Page, weak: list, lines: list[_Line], view: pymupdf.Matrix, turn: pymupdf.Matrix, n_drawings: int
 ) -> list[_Cand]:
-    """Clusters with only a few filled shapes: keep them unless they are mostly a table (a
-    ruled grid with text in most cells, from ``find_tables``) or boxes holding text (a
-    diagram)."""
+    """Clusters with bars or only a few filled shapes: keep them unless they are mostly a table
+    (a ruled grid with text in most cells, from ``find_tables``), boxes holding words (table
+    cells or a diagram's boxes; bars hold at most their values) or filled boxes holding text."""
     out: list[_Cand] = []
-    tables = _text_tables(page, [b for b, _ in weak], turn) if n_drawings <= MAX_TABLE_CHECK_DRAWINGS else []
-    for box, members in weak:
+    tables = _text_tables(page, [b for b, _, _ in weak], turn) if n_drawings <= MAX_TABLE_CHECK_DRAWINGS else []
+    for box, members, panel in weak:
         area = abs(box) or 1.0
         if any(abs(box & t) > 0.5 * area for t in tables):
             continue
-        boxes = []
-        for d in members:
-            r = pymupdf.Rect(d["rect"]) * view
-            if _visible_fill(d) and min(r.width, r.height) > 1.5:
-                boxes.append(r)
-        boxes = [b for b in boxes if 200 < abs(b) < 0.6 * area]
-        if boxes:
-            with_text = sum(1 for b in boxes if any(b.contains(ln.box) for ln in lines))
-            if with_text >= 0.6 * len(boxes):
-                continue
-        out.append(_Cand(box, SOURCE_VECTOR, area))
+        if _boxes_hold_text(members, box, lines, view):
+            continue
+        out.append(_Cand(box, SOURCE_VECTOR, area, panel=panel))
     return out
+
+
+WORD_RE = re.compile(r"[^\W\d_]{3}")
+
+
+def _wordy(text: str) -> bool:
+    """A label made of words ("Step 1", "Benzene"), not a value ("1990s", "12.5 %")."""
+    return bool(WORD_RE.search(text)) and sum(c.isalpha() for c in text) >= sum(c.isdigit() for c in text)
+
+
+def _boxes_hold_text(members: list[dict], box: pymupdf.Rect, lines: list[_Line], view: pymupdf.Matrix) -> bool:
+    """Whether the cluster's boxes are containers of text rather than data marks: filled or
+    outlined rectangles of which many hold a word (a table's shaded cells, a flowchart's boxes),
+    or filled ones of which most hold any text. A chart's bars are empty or hold a number."""
+    area = abs(box) or 1.0
+    filled: list[pymupdf.Rect] = []
+    outlined: list[pymupdf.Rect] = []
+    for d in members:
+        r = pymupdf.Rect(d["rect"]) * view
+        if _visible_fill(d) and min(r.width, r.height) > 1.5:
+            filled.append(r)
+        elif "s" in d.get("type", "") and len(d["items"]) <= 8:
+            for seg in _segments(d["items"], view, limit=8):
+                if seg[0] in ("re", "qu"):
+                    xs, ys = [p[0] for p in seg[1]], [p[1] for p in seg[1]]
+                    outlined.append(pymupdf.Rect(min(xs), min(ys), max(xs), max(ys)))
+            if len(d["items"]) >= 4 and all(it[0] == "l" for it in d["items"]) and d.get("closePath", True):
+                if min(r.width, r.height) > 6:
+                    outlined.append(r)
+    filled = [b for b in filled if 200 < abs(b) < 0.6 * area]
+    outlined = [b for b in outlined if 200 < abs(b) < 0.6 * area]
+    boxes = filled + outlined
+    if not boxes:
+        return False
+    texts = [(ln.box, _wordy(ln.text)) for ln in lines if _inside(ln.box, box)]
+
+    def holds(b: pymupdf.Rect, words: bool) -> bool:
+        return any(_inside(t, b) and (w or not words) for t, w in texts)
+
+    worded = sum(1 for b in boxes if holds(b, True))
+    if worded >= 3 and worded >= 0.4 * len(boxes):
+        return True
+    # a flowchart: separate outlined boxes with words (a chart's legend and frame nest)
+    labelled = [b for b in outlined if holds(b, True)]
+    apart = [b for b in labelled if not any(o is not b and abs(o & b) > 0 for o in labelled)]
+    if len(apart) >= 3 and len(labelled) >= 0.6 * len(outlined):
+        return True
+    with_text = [b for b in filled if holds(b, False)]
+    return bool(filled) and len(with_text) >= 0.6 * len(filled) and sum(1 for b in with_text if holds(b, True)) >= 0.5 * len(with_text)
 
 
 def _text_tables(page: pymupdf.Page, boxes: list[pymupdf.Rect], turn: pymupdf.Matrix) -> list[pymupdf.Rect]:
@@ -638,6 +751,8 @@ def _chart_images(pdf: pymupdf.Document, page: pymupdf.Page, rot: pymupdf.Matrix
         r = (r * rot) & prect
         if r.is_empty or abs(r) < min_area or abs(r) >= FULL_PAGE_IMAGE * parea:
             continue
+        if r.width >= PAGE_SPAN * prect.width or r.height >= PAGE_SPAN * prect.height:
+            continue  # a banner, a background strip, a scan in pieces: charts sit inside margins
         if _photographic_image(pdf, info.get("xref", 0)):
             continue
         out.append(r)
@@ -671,6 +786,13 @@ def _photographic_image(pdf: pymupdf.Document, xref: int) -> bool:
     return len(colours) > 200 and top / total < 0.5
 
 
+def _text_cover(box: pymupdf.Rect, lines: list[_Line]) -> float:
+    """Share of ``box`` under its text lines: a chart's labels are sparse, a table's cells and
+    a page of prose are dense."""
+    covered = sum(abs(ln.box & box) for ln in lines if _inside(ln.box, box))
+    return covered / (abs(box) or 1.0)
+
+
 def _gap(a: pymupdf.Rect, b: pymupdf.Rect) -> float:
     dx = max(b.x0 - a.x1, a.x0 - b.x1, 0.0)
     dy = max(b.y0 - a.y1, a.y0 - b.y1, 0.0)
@@ -690,11 +812,12 @@ def _overlap_frac(lo: float, hi: float, a: float, b: float) -> float:
     return max(0.0, min(hi, b) - max(lo, a)) / span
 
 
-def _grow_to_labels(box: pymupdf.Rect, lines: list[_Line]) -> pymupdf.Rect:
+def _grow_to_labels(box: pymupdf.Rect, lines: list[_Line], others: list[pymupdf.Rect] = ()) -> pymupdf.Rect:
     """Take in the text that touches the chart: tick labels, axis titles, legend entries.
-    Only short lines that sit alongside the box (not body text, not captions) count."""
+    Only short lines that sit alongside the box (not body text, not captions, not the labels
+    inside a neighbouring chart's drawings) count."""
     box = pymupdf.Rect(box)
-    taken: set[int] = set()
+    taken: set[int] = {i for i, ln in enumerate(lines) if any(_inside(ln.box, o) for o in others)}
     for _ in range(TEXT_ROUNDS):
         grown = pymupdf.Rect(box)
         for i, ln in enumerate(lines):
@@ -723,6 +846,57 @@ def _grow_to_labels(box: pymupdf.Rect, lines: list[_Line]) -> pymupdf.Rect:
     return box
 
 
+LEGEND_GAP = 60.0  # a legend this far (pt, or 0.6 of the chart's width) beside a chart belongs to it
+
+
+def _legends(drawings: list[dict], rot: pymupdf.Matrix, lines: list[_Line]) -> list[pymupdf.Rect]:
+    """Legends: three or more small swatches (filled squares, short line samples) in a column,
+    each with a short label just right of it, plus a title line just above."""
+    columns: dict[int, list[pymupdf.Rect]] = defaultdict(list)
+    for d in drawings:
+        r = pymupdf.Rect(d["rect"]) * rot
+        if not 3 <= max(r.width, r.height) <= 16:
+            continue
+        if _visible_fill(d) or "s" in d.get("type", ""):
+            columns[round(r.x0)].append(r)
+    out = []
+    for swatches in columns.values():
+        if len(swatches) < 3:
+            continue
+        entries = []
+        for r in sorted(swatches, key=lambda r: r.y0):
+            cy = (r.y0 + r.y1) / 2
+            label = next((ln for ln in lines if 0 <= ln.box.x0 - r.x1 <= 12 and ln.box.y0 <= cy <= ln.box.y1
+                          and len(ln.text) <= 40), None)
+            if label is not None and (not entries or r.y0 - entries[-1][0].y1 <= 2 * max(r.width, r.height)):
+                entries.append((r, label.box))
+        if len(entries) < 3:
+            continue
+        box = pymupdf.Rect(entries[0][0])
+        for r, lb in entries:
+            box |= r
+            box |= lb
+        title = [ln.box for ln in lines if 0 <= box.y0 - ln.box.y1 <= 12 and ln.box.x0 < box.x1 and ln.box.x1 > box.x0
+                 and len(ln.text) <= 40]
+        for t in title[:1]:
+            box |= t
+        out.append(box)
+    return out
+
+
+def _attach_legends(cands: list[_Cand], legends: list[pymupdf.Rect]) -> None:
+    """Each legend that is not inside a chart's box joins the nearest chart beside it."""
+    for leg in legends:
+        if any(c.box.contains(leg) for c in cands):
+            continue
+        near = [(_gap(c.box, leg), c) for c in cands
+                if _overlap_frac(leg.y0, leg.y1, c.box.y0 - TEXT_TOUCH, c.box.y1 + TEXT_TOUCH) >= 0.5]
+        near = [(g, c) for g, c in near if g <= max(LEGEND_GAP, 0.6 * c.box.width)]
+        if near:
+            c = min(near, key=lambda gc: gc[0])[1]
+            c.box |= leg
+
+
 def _merge(cands: list[_Cand]) -> list[_Cand]:
     """Join regions that overlap or nearly touch (an image with vector labels, a chart split
     by a gap in its drawings)."""
@@ -733,6 +907,8 @@ def _merge(cands: list[_Cand]) -> list[_Cand]:
         for i in range(len(cands)):
             for j in range(i + 1, len(cands)):
                 a, b = cands[i], cands[j]
+                if a.panel and b.panel and abs(a.core & b.core) <= 0.02 * min(abs(a.core), abs(b.core)):
+                    continue
                 if _gap(a.box, b.box) <= 4:
                     src = a.source if a.core_area >= b.core_area else b.source
                     cands[i] = _Cand(a.box | b.box, src, a.core_area + b.core_area, a.core | b.core)

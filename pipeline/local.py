@@ -14,8 +14,8 @@ import dataclasses
 import io
 from dataclasses import dataclass, field
 
-from . import markdown, mupdf, ocr, orientation, pagewords, render, textclean
-from .errors import WORKER_FAILURES, InputError
+from . import markdown, mupdf, ocr, orientation, pagewords, render, textclean, textlayer
+from .errors import WORKER_FAILURES, InputError, OCRError
 from .records import ROUTE_LOCAL_OCR, ROUTE_LOCAL_TEXT, Document, Page, PageWords, RenderSettings
 from .workers import isolated
 
@@ -44,6 +44,10 @@ def transcribe(
     use_layer = page.document.kind == "pdf" and page.has_text_layer
     if use_layer and options.force:
         use_layer, flags = False, ["ocr-forced"]
+    elif page.document.kind == "pdf" and page.text.strip():
+        problem = textlayer.layer_problem(layer_facts(page.document, page.number, password))
+        if problem:  # a layer that would mislead: read the page image instead, and say so
+            use_layer, flags = False, [f"text-layer-{problem}"]
     if use_layer:
         md = text_layer_markdown(page.document, page.number, password)
         route, model = ROUTE_LOCAL_TEXT, f"{LOCAL_MODEL}/pymupdf4llm"
@@ -63,6 +67,9 @@ def transcribe(
         route, model = ROUTE_LOCAL_OCR, f"{LOCAL_MODEL}/{options.effective_engine}"
         if rotation:
             flags.append(f"rotated-{rotation}")
+        if not md.strip() and page.text.strip() and flags:  # OCR read nothing: the doubtful layer beats no text
+            md, route, model = page.text, ROUTE_LOCAL_TEXT, f"{LOCAL_MODEL}/text-layer"
+            flags.append("ocr-empty")
     md = markdown.drop_running_lines(markdown.dehyphenate(textclean.clean_text(md)), running or set())
     md = textclean.drop_page_furniture(md)
     return LocalAnswer(markdown.tidy(md), route, model, rotation, flags, words)
@@ -100,6 +107,24 @@ def ocr_page(image: bytes, options: ocr.OcrOptions) -> orientation.UprightRead:
     if engine == ocr.ENGINE_RAPIDOCR:
         from .ocr_rapid import recognise_score as recognise
     return orientation.read_upright(img, read, recognise)
+
+
+def upright_turn(page: Page, options: ocr.OcrOptions | None = None) -> int:
+    """Degrees clockwise that turn a scan or photo upright (0 when it reads upright already,
+    has a real text layer, or ``options.upright`` is off): the local engine's upright check run
+    on the image a vision model gets, so the model sees the page the right way up."""
+    from PIL import Image
+
+    options = options or ocr.OcrOptions()
+    if not options.upright or page.has_text_layer:
+        return 0
+    with Image.open(io.BytesIO(page.image)) as img:
+        if orientation.plainly_upright(img):
+            return 0
+    try:
+        return ocr_page(page.image, options).rotation
+    except OCRError:  # no OCR engine here: the page goes as it came
+        return 0
 
 
 IMAGE_MIN_PT = 40  # images smaller than this on either side hold no readable text (icons, bullets)
@@ -154,6 +179,52 @@ def image_regions(doc: Document, number: int, password: str | None = None) -> li
     return out
 
 
+@isolated("page")
+def layer_facts(doc: Document, number: int, password: str | None = None) -> textlayer.LayerFacts:
+    """The facts ``textlayer.layer_problem`` judges a page's text layer by: its characters and
+    lines in content order (MuPDF's dict, no sorting), and, glyph by glyph in paint order (text
+    trace and paint log), the text drawn invisibly or painted over by a later image."""
+    import pymupdf
+
+    with mupdf.open_pdf(doc, password) as pdf:
+        page = pdf.load_page(number - 1)
+        bounds = page.rect * page.derotation_matrix  # the trace and the log are in unrotated space
+        parea = abs(bounds) or 1.0
+        chars: list[str] = []
+        lines: list[tuple[float, int]] = []
+        for block in page.get_text("dict", flags=0)["blocks"]:
+            for line in block.get("lines", ()):
+                text = "".join(span["text"] for span in line["spans"])
+                if text.strip():
+                    chars.append(text)
+                    lines.append((round(line["bbox"][3], 1), len(text.strip())))
+        facts = textlayer.LayerFacts("\n".join(chars), lines)
+        # Paint order: spans from the text trace, images from the paint log (same numbering).
+        images = [(n, pymupdf.Rect(box) & bounds) for n, (kind, box) in enumerate(page.get_bboxlog())
+                  if kind == "fill-image"]
+        images = [(n, r) for n, r in images if not r.is_empty]
+        facts.image_share = sum(abs(r) for _, r in images) / parea
+        images = sorted((x for x in images if abs(x[1]) >= 0.01 * parea), key=lambda x: -abs(x[1]))[:50]
+        px0, py0, px1, py1 = bounds
+        boxes = [(n, tuple(r)) for n, r in images]
+        for span in page.get_texttrace():  # plain floats: a page can have tens of thousands of glyphs
+            hide = [b for n, b in boxes if n > span["seqno"]]
+            invisible = span["type"] == 3 or span.get("opacity", 1) == 0
+            for ch in span["chars"]:
+                x0, y0, x1, y1 = ch[3]
+                x0, y0, x1, y1 = max(x0, px0), max(y0, py0), min(x1, px1), min(y1, py1)
+                if x1 <= x0 or y1 <= y0:
+                    continue
+                a = (x1 - x0) * (y1 - y0)
+                facts.text_area += a
+                if invisible:
+                    facts.invisible_area += a
+                elif any(b[0] <= x0 and b[1] <= y0 and x1 <= b[2] and y1 <= b[3] for b in hide):
+                    facts.hidden_area += a
+        facts.image_share = min(facts.image_share, 1.0)
+        return facts
+
+
 def _squash(text: str) -> str:
     return "".join(text.split()).casefold()
 
@@ -173,9 +244,38 @@ def _layout_markdown(doc: Document, number: int, password: str | None = None) ->
         # pymupdf4llm prints parser notes on stdout; keep our output clean.
         with contextlib.redirect_stdout(io.StringIO()):
             try:
-                return _to_markdown(pdf, number)
+                md = _to_markdown(pdf, number)
             except Exception:  # a page its layout model cannot handle: the caller falls back
                 return ""
+        if md.strip():
+            md = textclean.apply_layer_fixes(md, _layer_fixes(pdf.load_page(number - 1)))
+        return md
+
+
+def _layer_fixes(page) -> textlayer.LayerFixes:
+    """What the page's glyphs say that its Markdown lost: spaces, drop caps, whole words."""
+    fixes = textlayer.LayerFixes()
+    lines = []  # (glyphs, top, x0, text)
+    for block in page.get_text("rawdict", flags=0)["blocks"]:
+        for line in block.get("lines", ()):
+            glyphs = [(ch["c"], ch["bbox"][0], ch["bbox"][2], span["size"]) for span in line["spans"] for ch in span["chars"]]
+            text = "".join(g[0] for g in glyphs)
+            if text.strip():
+                lines.append((glyphs, line["bbox"][1], line["bbox"][0], text))
+    if not lines:
+        return fixes
+    sizes = sorted(g[3] for glyphs, *_ in lines for g in glyphs)
+    body = sizes[len(sizes) // 2]
+    for i, (glyphs, top, _x0, text) in enumerate(lines):
+        fixes.splits.update(textlayer.lost_spaces(glyphs))
+        ink = [g for g in glyphs if not g[0].isspace()]
+        if len(ink) == 1 and ink[0][3] >= 1.8 * body:
+            others = [(x0, t, tx.strip()) for k, (_, t, x0, tx) in enumerate(lines) if k != i]
+            cap = textlayer.drop_cap(ink, top, others)
+            if cap:
+                fixes.drop_caps.append(cap)
+    fixes.words = {w[4].strip(".,;:()[]\"'") for w in page.get_text("words")}
+    return fixes
 
 
 def _to_markdown(pdf, number: int) -> str:

@@ -111,6 +111,69 @@ def _word(box, text: str, conf: float) -> OcrWord:
 
 
 def group_lines(segments: list[list[OcrWord]]) -> list[OcrLine]:
+    """Lines in reading order: column by column on a page set in columns of prose (see
+    ``column_gutter``), else the whole page's boxes side by side as one line each."""
+    gutter = column_gutter(segments)
+    if gutter is None:
+        return _rows(segments)
+    left, right, out = [], [], []
+    for seg in sorted(segments, key=lambda s: min(w.top for w in s)):
+        x0, x1 = min(w.left for w in seg), max(w.left + w.width for w in seg)
+        if x0 < gutter[1] and x1 > gutter[0]:  # a title or figure line across both columns
+            out += _rows(left) + _rows(right) + _rows([seg])
+            left, right = [], []
+        elif x1 <= gutter[0]:
+            left.append(seg)
+        else:
+            right.append(seg)
+    return out + _rows(left) + _rows(right)
+
+
+def column_gutter(segments: list[list[OcrWord]]) -> tuple[int, int] | None:
+    """The blank strip between two columns of prose: an x range in the middle half of the text
+    that few boxes narrower than the page cross, with wide boxes (lines of running text, not
+    table cells or form fields) on both sides. None for anything else."""
+    boxes = [(min(w.left for w in s), max(w.left + w.width for w in s), min(w.top for w in s),
+              max(w.top + w.height for w in s)) for s in segments]
+    if len(boxes) < 12:
+        return None
+    x_lo, x_hi = min(b[0] for b in boxes), max(b[1] for b in boxes)
+    width = x_hi - x_lo
+    boxes = [b for b in boxes if b[1] - b[0] <= 0.6 * width]  # lines across the page break the columns up
+    if len(boxes) < 12:
+        return None
+    step = [0] * (width + 2)  # height of the boxes over each x, from a difference array
+    for x0, x1, y0, y1 in boxes:
+        step[x0 - x_lo] += y1 - y0
+        step[x1 - x_lo + 1] -= y1 - y0
+    cover, run = [], 0
+    for d in step[:-1]:
+        run += d
+        cover.append(run)
+    total_h = sum(b[3] - b[2] for b in boxes)
+    quiet = [i for i in range(width // 4, 3 * width // 4) if cover[i] <= 0.1 * total_h]
+    if not quiet:
+        return None
+    runs, start = [], quiet[0]
+    for a, b in zip(quiet, quiet[1:] + [None]):
+        if b != a + 1:
+            runs.append((start, a))
+            start = b
+    g0, g1 = max(runs, key=lambda r: r[1] - r[0])
+    if g1 - g0 < 0.015 * width:
+        return None
+    g0, g1 = g0 + x_lo, g1 + x_lo
+    for side in ([b for b in boxes if b[1] <= g0], [b for b in boxes if b[0] >= g1]):
+        if len(side) < 5:
+            return None
+        col = (max(b[1] for b in side) - min(b[0] for b in side)) or 1
+        widths = sorted(b[1] - b[0] for b in side)
+        if col < 0.25 * width or widths[len(widths) // 2] < 0.5 * col:
+            return None
+    return g0, g1
+
+
+def _rows(segments: list[list[OcrWord]]) -> list[OcrLine]:
     """Text boxes side by side (table cells, columns of a form) as one line each, top to bottom.
 
     PP-OCR detects runs of text, not lines; the Markdown step needs lines. A box joins a line

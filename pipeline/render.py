@@ -263,3 +263,14 @@ def encode(img: Image.Image, photographic: bool, settings: RenderSettings) -> tu
     # compress_level 1: a fraction of the CPU of the default 6, a few % larger on line art.
     img.save(buf, "PNG", compress_level=1)
     return buf.getvalue(), PNG
+
+
+def turned(page: Page, degrees: int, settings: RenderSettings) -> Page:
+    """``page`` with its image turned ``degrees`` clockwise (90, 180, 270), in its own format:
+    what a vision model gets of a scan or photo that came in sideways."""
+    if degrees % 360 == 0:
+        return page
+    with Image.open(io.BytesIO(page.image)) as img:
+        img = img.rotate(-degrees, expand=True)  # PIL turns counter-clockwise
+    data, mime = encode(img, page.mime == JPEG, dataclasses.replace(settings, image_format="jpeg" if page.mime == JPEG else "png"))
+    return dataclasses.replace(page, image=data, mime=mime, width=img.width, height=img.height)

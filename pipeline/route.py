@@ -31,7 +31,7 @@ from .records import (
     BUDGET_EXCEEDED, INTERRUPTED, NO_CHART, ROUTE_TEXT_FALLBACK, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED,
     Document, ErrorInfo, Page, Record,
 )
-from .render import render_page
+from .render import render_page, turned
 
 MAX_IMAGES_PER_REQUEST = 8  # Mistral's limit (model-apis.md §1.4)
 RENDER_AHEAD = 2  # page threads beyond the request concurrency (bench/README.md, throughput)
@@ -209,6 +209,7 @@ class Router:
         if _blank(page):
             self._words_seen(page, words)
             return [self._blank_record(doc, page, t, q) for t in page_tasks for q in t.units()]
+        page, turn = self._upright(page)
         out = []
         ocr_text = _Lazy(lambda: self._ocr_text(page, words))
         for task in page_tasks:
@@ -217,6 +218,10 @@ class Router:
                     out.extend(self._answer_charts(plan, page, task, words))
                 else:
                     out.append(self._answer_unit(plan, task, question, [page], ocr_text, words=words))
+        if turn:
+            for rec in out:
+                if f"rotated-{turn}" not in rec.flags:
+                    rec.flags = [f"rotated-{turn}", *rec.flags]
         self._words_seen(page, words)
         return out
 
@@ -229,6 +234,14 @@ class Router:
     def _words_seen(self, page: Page, words: "_Words") -> None:
         if self.on_words is not None:
             self.on_words(page, words.found.get(page.number))
+
+    def _upright(self, page: Page) -> tuple[Page, int]:
+        """A scan or photo turned upright before a vision model sees it (the local engine turns
+        its own OCR image): the page and the degrees it was turned clockwise."""
+        if self.rungs[0].route == "local":
+            return page, 0
+        turn = local.upright_turn(page, self.cfg.ocr)
+        return (turned(page, turn, self.cfg.render), turn) if turn else (page, 0)
 
     def _blank_record(self, doc: Document, page: Page, task: TaskSpec, question: str | None) -> Record:
         """A page without ink: its empty answer is correct and costs nothing (no chart on it)."""

@@ -6,7 +6,10 @@
 - Kangxi radicals that some Japanese and Chinese PDF fonts map their glyphs to (``⾒`` U+2F92)
   replaced by the ideographs they stand for (``見``), so the text can be searched;
 - running headers and footers of a page found by pattern, so that a single-page document loses
-  its page number or "Revision: 2.4" line too (the document-wide check needs two pages).
+  its page number or "Revision: 2.4" line too (the document-wide check needs two pages);
+- for text-layer Markdown, what the page's glyphs show (pipeline.textlayer.LayerFixes): words
+  re-split where the layer lost its spaces, a drop cap put back on its word, table cells cut
+  mid-word joined.
 """
 
 from __future__ import annotations
@@ -106,3 +109,44 @@ def drop_page_furniture(markdown: str, edge: int = 2) -> str:
         return markdown  # a page that is nothing but a number keeps it
     drop = {i for i in idx[:edge] + idx[-edge:] if not lines[i].lstrip().startswith("|") and is_running_line(lines[i])}
     return "\n".join(ln for i, ln in enumerate(lines) if i not in drop)
+
+
+def apply_layer_fixes(md: str, fixes) -> str:
+    """Apply what a page's glyphs showed (``textlayer.LayerFixes``): words re-split where the
+    layer lost their spaces, a drop cap put back on its word, and table cells cut mid-word
+    joined (``|Proced|ure ...|`` when "Procedure" is one word on the page)."""
+    for joined, split in sorted(fixes.splits.items(), key=lambda kv: -len(kv[0])):
+        md = re.sub(r"(?<!\w)" + re.escape(joined) + r"(?!\w)", split, md)
+    for letter, start in fixes.drop_caps:
+        rest = re.search(r"(?<!\w)" + re.escape(start), md)
+        stray = re.search(r"(?:(?<=\s)|^)(?:#+\s+)?" + re.escape(letter) + r"(?=\s|$)", md, re.M)
+        if rest and stray:
+            md = md[: rest.start()] + letter + md[rest.start():]
+            stray = re.search(r"(?:(?<=\s)|^)(?:#+\s+)?" + re.escape(letter) + r"(?=\s|$)", md, re.M)
+            if stray:
+                md = md[: stray.start()] + md[stray.end():].lstrip(" ")
+    if fixes.words and "|" in md:
+        md = "\n".join(_join_cut_cells(line, fixes.words) if line.startswith("|") else line
+                       for line in md.split("\n"))
+    return md
+
+
+def _join_cut_cells(row: str, words: set[str]) -> str:
+    """``|Proced|ure of work|`` -> ``|Procedure|of work|`` when "Procedure" is a word of the
+    page and neither piece is."""
+    cells = row.split("|")
+    for i in range(1, len(cells) - 2):
+        left, right = cells[i], cells[i + 1]
+        if not left or not right or left[-1:].isspace() or right[:1].isspace():
+            continue
+        head, _, tail_rest = left.rpartition(" ")
+        first, sep, rest = right.partition(" ")
+        bold = tail_rest.endswith("**") and first.startswith("**")
+        a, b = tail_rest.strip("*"), first.strip("*").rstrip(".,;:")
+        if not (a.isalpha() and b[:1].isalpha()):
+            continue
+        if a + b in words and a not in words and b not in words:
+            joined = tail_rest[:-2] + first[2:] if bold else tail_rest + first
+            cells[i] = (head + " " if head else "") + joined
+            cells[i + 1] = rest
+    return "|".join(cells)

@@ -107,6 +107,66 @@ def test_real_line_chart_eu005(real):
     assert chart_regions_for(doc, 2) == []
 
 
+def test_real_shaded_tables_and_flowchart_are_not_charts_beside_a_real_chart(real):
+    """ICDAR 2013 eu-015 page 1: two tables with shaded header and total rows beside a bar chart
+    (the bars' labels are words, the table cells hold words); eu-014 page 1: a flowchart of
+    outlined boxes joined by arrows. Only the bar chart is a chart."""
+    doc = _doc(real / "icdar_chart_table_flowchart.pdf")
+    regions = find_chart_regions(doc, 1)
+    assert len(regions) == 1
+    chart = regions[0]
+    assert _contains(chart.bbox, (380, 85, 745, 305))  # the framed bar chart
+    assert chart.bbox[0] > 365  # not the tables to its left
+    assert "EU Institutions" in chart.text and "Topic" not in chart.text
+    assert find_chart_regions(doc, 2) == []
+
+
+def test_side_by_side_framed_charts_are_separate_regions(tmp_path):
+    """Two framed line charts printed 3 pt apart are two regions, not one."""
+    path = tmp_path / "pair.pdf"
+    pdf = pymupdf.open()
+    page = pdf.new_page()
+    rnd = random.Random(3)
+    for x0 in (60, 301):
+        frame = pymupdf.Rect(x0, 100, x0 + 238, 300)
+        page.draw_rect(frame, color=(0.5, 0.5, 0.5), fill=(1, 1, 1), width=1)
+        page.draw_rect(frame + (20, 20, -10, -30), color=(0.5, 0.5, 0.5), fill=(0.85, 0.85, 0.85))
+        for y in (150, 190, 230):  # gridlines
+            page.draw_line((x0 + 20, y), (x0 + 228, y), color=(0.6, 0.6, 0.6), width=0.5)
+        pts = [(x0 + 25 + 10 * k, 200 + rnd.uniform(-50, 50)) for k in range(20)]
+        page.draw_polyline(pts, color=(1, 0, 0), width=1)
+        page.insert_text((x0 + 60, 115), f"Series {x0}", fontsize=9)
+    pdf.save(path)
+    regions = find_chart_regions(_doc(path), 1)
+    assert len(regions) == 2
+    left, right = sorted(regions, key=lambda r: r.bbox[0])
+    assert left.bbox[2] < 301 + 12 and right.bbox[0] > 298 - 12  # each its own frame (+ margin)
+
+
+def test_legend_beside_the_chart_joins_its_region(tmp_path):
+    """A legend set 40 pt right of the plot (swatches with labels, a title above) is part of
+    the chart; the same swatch column with no chart near it makes no region."""
+    path = tmp_path / "legend.pdf"
+    pdf = pymupdf.open()
+    page = pdf.new_page()
+    _draw_bars(page, 80, 100, 330, 300, [4, 7, 3, 6], labels=["A", "B", "C", "D"])
+    page.insert_text((370, 112), "Region", fontsize=9)
+    for k, name in enumerate(["North", "South", "East"]):
+        y = 120 + 16 * k
+        page.draw_rect(pymupdf.Rect(370, y, 380, y + 10), fill=(0.2 + 0.3 * k, 0.4, 0.7), color=None)
+        page.insert_text((385, y + 9), name, fontsize=9)
+    for k, name in enumerate(["Alpha", "Beta", "Gamma"]):  # a swatch list far below: no chart
+        y = 600 + 16 * k
+        page.draw_rect(pymupdf.Rect(80, y, 90, y + 10), fill=(0.9, 0.5, 0.1), color=None)
+        page.insert_text((95, y + 9), name, fontsize=9)
+    pdf.save(path)
+    [r] = find_chart_regions(_doc(path), 1)
+    assert _contains(r.bbox, (80, 100, 420, 300))
+    for word in ("Region", "North", "South", "East"):
+        assert word in r.text
+    assert "Alpha" not in r.text
+
+
 # --- rendering -----------------------------------------------------------------------------
 
 

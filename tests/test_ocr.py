@@ -170,3 +170,41 @@ def test_text_inside_pictures_of_a_born_digital_page_is_read(real):
     assert [k for k in only_in_images if squash(k) in layer] == []
     assert [k for k in only_in_images if squash(k) not in squash(md)] == []
     assert keyword_recall(md, real / "zerox_0013.keywords.json") >= 0.85
+
+
+# --- RapidOCR's boxes into lines: columns of prose read column by column -----------------------
+
+
+def _seg(text, left, top, width, height=30):
+    from pipeline.ocr import OcrWord
+
+    return [OcrWord(text, left, top, width, height, 0.95)]
+
+
+def test_two_columns_of_prose_are_read_column_by_column():
+    from pipeline.ocr_rapid import column_gutter, group_lines
+
+    segs = [_seg("A title across the whole page of the brochure", 100, 40, 1800)]
+    for i in range(8):
+        segs.append(_seg(f"left column line {i}", 100, 200 + 50 * i, 800))
+        segs.append(_seg(f"right column line {i}", 1050, 200 + 50 * i, 850))
+    segs.append(_seg("A closing line across both columns at the foot", 100, 700, 1800))
+    assert column_gutter(segs) is not None
+    texts = [ln.text for ln in group_lines(segs)]
+    assert texts[0].startswith("A title")
+    assert texts[1:9] == [f"left column line {i}" for i in range(8)]
+    assert texts[9:17] == [f"right column line {i}" for i in range(8)]
+    assert texts[-1].startswith("A closing line")
+
+
+def test_table_and_form_columns_stay_rows():
+    """Short cells (a table, a receipt's items and prices) are no columns of prose: each row is
+    one line, as before."""
+    from pipeline.ocr_rapid import column_gutter, group_lines
+
+    segs = []
+    for i in range(10):
+        segs.append(_seg(f"Item {i}", 100, 100 + 50 * i, 200))
+        segs.append(_seg(f"{i}.99", 1500, 100 + 50 * i, 120))
+    assert column_gutter(segs) is None
+    assert [ln.text for ln in group_lines(segs)][:2] == ["Item 0 0.99", "Item 1 1.99"]

@@ -55,3 +55,90 @@ def test_local_engine_cleans_a_real_japanese_text_layer(real):
     doc = identify(str(real / "zerox_0017.pdf"))
     md = local.transcribe(render_page(doc, 1, s), s, set()).markdown
     assert "発行日" in md and "御見積金額" in md and "\u2f92" not in md
+
+
+# --- what the glyphs say: lost spaces, drop caps, cells cut mid-word -------------------------
+
+
+def _glyphs(words, gap_em, size=10.0):
+    """Glyphs of ``words`` set with ``gap_em`` between words and no space character."""
+    import pymupdf
+
+    font = pymupdf.Font("tiro")
+    out, x = [], 72.0
+    for w in words:
+        for ch in w:
+            width = font.text_length(ch, size)
+            out.append((ch, x, x + width, size))
+            x += width
+        x += gap_em * size
+    return out
+
+
+def test_lost_spaces_found_from_glyph_gaps():
+    from pipeline.textlayer import lost_spaces
+
+    words = "Table 1: Composition of the Pretraining Data".split()
+    assert lost_spaces(_glyphs(words, 0.1)) == {"Table1:CompositionofthePretrainingData":
+                                                "Table 1: Composition of the Pretraining Data"}
+    assert lost_spaces(_glyphs(["Composition"], 0.1)) == {}  # letters set close: nothing to split
+    jitter = [(ch, 72 + 6 * i + (0.5 if i % 2 else -0.3), 72 + 6 * i + 5.5, 10.0) for i, ch in enumerate("Commercial")]
+    assert lost_spaces(jitter) == {}  # metrics that do not match the glyphs are not word gaps
+    foot = _glyphs(["projects"], 0) + [("7", 72 + 45, 72 + 49, 6.0)]
+    assert lost_spaces([*foot[:-1], ("7", foot[-2][2] + 1.2, foot[-2][2] + 4, 6.0)]) == {}  # a footnote mark
+
+
+def test_layer_fixes_applied_to_markdown():
+    from pipeline.textlayer import LayerFixes
+
+    fixes = LayerFixes(splits={"CompositionofthePretraining": "Composition of the Pretraining"},
+                       drop_caps=[("T", "he committee")], words={"Procedure", "work", "Time", "Step"})
+    md = ("Table 1 CompositionofthePretraining\n\nhe committee met and agreed T on a plan.\n\n"
+          "|Step|Proced|ure of work|Time|\n|---|---|---|---|\n|1|Mix|well|5 min|")
+    out = textclean.apply_layer_fixes(md, fixes)
+    assert "Table 1 Composition of the Pretraining" in out
+    assert "The committee met and agreed on a plan." in out
+    assert "|Step|Procedure|of work|Time|" in out
+    assert "|1|Mix|well|5 min|" in out  # cells that are words of their own stay apart
+
+
+def test_page_with_lost_spaces_and_a_drop_cap(tmp_path):
+    import pymupdf
+
+    path = tmp_path / "caption.pdf"
+    font = pymupdf.Font("tiro")
+    pdf = pymupdf.open()
+    page = pdf.new_page()
+    tw = pymupdf.TextWriter(page.rect)
+    x = 72.0
+    for w in "Table 1: Composition of the Pretraining Data".split():
+        tw.append((x, 100), w, font=font, fontsize=10)
+        x += font.text_length(w, 10) + 1.0  # 0.1 em: MuPDF puts no space there
+    tw.write_text(page)
+    page.insert_text((72, 190), "T", fontsize=40, fontname="tiro")
+    body = ["he committee met on the first day of spring to", "discuss the budget for the coming year and agreed",
+            "on a plan that all members could support today."]
+    for i, line in enumerate(body):
+        page.insert_text((98 if i < 2 else 72, 168 + i * 14), line, fontsize=11, fontname="tiro")
+    pdf.save(path)
+    assert "CompositionofthePretraining" in pdf[0].get_text()
+    md = local.text_layer_markdown(identify(str(path)), 1)
+    assert "Table 1: Composition of the Pretraining Data" in md
+    assert "The committee met" in " ".join(md.split())
+    assert " T " not in md
+
+
+def test_real_table_header_words_not_cut_at_column_rules(real):
+    """ICDAR 2013 us-018 page 1: the layout analysis cuts the header words at the table's
+    column rules (``|Actu|al|``, ``|Proje|cted|``); the page's own words put them back."""
+    import contextlib
+    import io
+
+    import pymupdf
+
+    with contextlib.redirect_stdout(io.StringIO()), pymupdf.open(real / "us-018-p1.pdf") as pdf:
+        raw = local._to_markdown(pdf, 1)
+    assert "|Actu|al|" in raw  # what the layout analysis gives
+    md = local.text_layer_markdown(identify(str(real / "us-018-p1.pdf")), 1)
+    assert "|Actual|" in md and "|Projected|" in md
+    assert "Actu|" not in md and "Proje|" not in md
