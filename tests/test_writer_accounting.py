@@ -144,6 +144,18 @@ def test_non_ascii_stays_readable_in_results_and_manifest(tmp_path):
     assert (tmp_path / "manifest.json").read_text(encoding="utf-8") == '{\n  "title": "Größe",\n  "n": [\n    1\n  ]\n}\n'
 
 
+def test_the_layout_json_and_the_annotated_markdown_stay_readable_and_name_the_page_count(tmp_path):
+    w = OutputWriter(str(tmp_path), annotated=True)
+    doc = Document("in/Größe.pdf", "/x/in/Größe.pdf", "cd" * 32, "pdf", 1234, "PDF")
+    r = rec(1)
+    r.document, r.sha256, r.answer = doc.path, doc.sha256, "Größe 42 €"
+    w.add_document(doc, 4, [r])
+    layout = (tmp_path / "Größe.json").read_text(encoding="utf-8")
+    assert '"in/Größe.pdf"' in layout  # readable as printed, not \u-escaped
+    annotated = next(tmp_path.glob("*.annotated.md")).read_text(encoding="utf-8")
+    assert "page 1 of 4" in annotated and "Größe 42 €" in annotated
+
+
 def test_records_without_usage_count_as_zero_tokens(tmp_path):
     w = OutputWriter(str(tmp_path))
     r = rec(1)
