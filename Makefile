@@ -60,7 +60,7 @@ demo: setup
 	@echo "demo outputs: $(abspath $(DEMO_OUT)) (results.jsonl, manifest.json, report.html, one .md per document)"
 
 test: setup $(TEST_STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=30
 
 # Mutation testing of the modules behind README's guarantees (not part of make test; ~5-10 min
 # on 2 cores): scores per guarantee printed and written to docs/testing.md.
