@@ -114,7 +114,7 @@ class StallWatch:
         now = time.monotonic()
         if now - self._armed >= 1.0:
             self._armed = now
-            faulthandler.dump_traceback_later(max(1.0, self.last + self.stall_s - now), exit=True, file=sys.stderr)
+            faulthandler.dump_traceback_later(max(1.0, self.last + self.stall_s - now), exit=True, file=_stderr())
 
     def close(self, cancel: bool = True) -> None:
         """Stop watching; ``cancel=False`` leaves the watchdog armed (a signal re-arms it to end
@@ -122,6 +122,18 @@ class StallWatch:
         self._unsubscribe()
         if cancel:
             faulthandler.cancel_dump_traceback_later()
+
+
+def _stderr():
+    """A standard error faulthandler can write to (it needs a file descriptor; a captured or
+    replaced ``sys.stderr`` may have none)."""
+    for stream in (sys.stderr, sys.__stderr__):
+        try:
+            stream.fileno()
+            return stream
+        except (AttributeError, OSError, ValueError):
+            continue
+    return _devnull()
 
 
 @functools.lru_cache(maxsize=1)
