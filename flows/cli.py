@@ -328,7 +328,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .localrun import LocalRun
 
     managed = False
-    watch = local = None
+    watch = local = stop_workers = None
 
     def prepare_prefect() -> None:
         """Point Prefect at its server (starting pixtract's own if needed), then import it."""
@@ -342,10 +342,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         """Past the usage errors: find the Prefect server and import Prefect in the background,
         while the endpoints are asked (preflight) and the first pages go out: a second or more
         saved on every run."""
+        nonlocal stop_workers
         _prefect_defaults(args.verbose or False)
         if args.quiet or args.log_json:
             os.environ["PREFECT_LOGGING_LEVEL"] = "ERROR"
         importer.start()
+        stop_workers = _start_workers(cfg)  # the first MuPDF worker starts meanwhile too
 
     try:
         try:
@@ -353,10 +355,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             checked = check_run(cfg, args.overwrite, while_waiting=start_prefect)
             local = LocalRun(preflight=checked)
             watch = StallWatch(cfg.stall_timeout + STALL_MARGIN_S, STALL_STARTUP_S) if cfg.stall_timeout else None
-            stop_early = _answer_early(cfg, local)  # the first pages go out while Prefect imports
+            stop_early = _answer_early(cfg, local, stop_workers)  # the first pages go out while Prefect imports
         except (UsageError, ConfigError) as e:
+            if stop_workers is not None:
+                stop_workers()
             print(f"pixtract: error: {e}", file=sys.stderr)
             return EXIT_USAGE
+        except BaseException:
+            if stop_workers is not None:
+                stop_workers()
+            raise
         finally:
             if importer.is_alive():
                 importer.join()  # never leave the interpreter with an import half done
@@ -439,18 +447,26 @@ def _run(args: argparse.Namespace, cfg, local, stop_early, watch) -> int:
     return report(summary, cfg.out, quiet=args.quiet)
 
 
-def _answer_early(cfg, local):
-    """Start the MuPDF workers and the first pages now, while Prefect creates the flow run
-    (pipeline/prefetch.py); returns what stops the workers at the end."""
-    from pipeline import prefetch
+def _start_workers(cfg):
+    """The run's MuPDF worker pool, its first worker starting in the background; returns what
+    stops it. From the main thread the pool also guards SIGINT/SIGTERM; during the run the
+    handlers of flows/interrupt.py take over (the workers then die with the process)."""
+    from pipeline.route import page_threads
     from pipeline.workers import WorkerSettings, start_workers
+
+    return start_workers(WorkerSettings.for_run(cfg, page_threads(cfg)), prestart=True)
+
+
+def _answer_early(cfg, local, stop_workers):
+    """Start the first pages now, while Prefect creates the flow run (pipeline/prefetch.py);
+    returns what stops the workers at the end."""
+    from pipeline import prefetch
 
     local.router = prefetch.router_for_run(cfg, local.stop, cfg.out)
     if local.preflight is not None:
         local.router.apply_preflight(local.preflight)
-    # From the main thread the pool also guards SIGINT/SIGTERM; during the run the handlers of
-    # flows/interrupt.py take over (the workers then die with the process).
-    stop_workers = start_workers(WorkerSettings.for_run(cfg, local.router.page_threads))
+    if stop_workers is None:
+        stop_workers = _start_workers(cfg)
     prefetch.start(cfg, local.router)
     return stop_workers
 

@@ -39,6 +39,12 @@ STOP_NOTICE_S = 1.0  # how long a page whose worker died waits to learn whether 
 JSON_MODES = ("json_schema", "json_object", "tool")
 
 
+def page_threads(cfg: RunConfig) -> int:
+    """The threads that answer pages: ``concurrency`` for requests, plus RENDER_AHEAD that render
+    the next pages while the others wait on the model (remote routes only)."""
+    return cfg.concurrency + (RENDER_AHEAD if cfg.endpoint.remote else 0)
+
+
 @dataclass
 class Rung:
     route: str  # vision, vision-alt, text-fallback, local
@@ -163,7 +169,7 @@ class Router:
 
     @property
     def page_threads(self) -> int:
-        return self.cfg.concurrency + (RENDER_AHEAD if self.cfg.endpoint.remote else 0)
+        return page_threads(self.cfg)
 
     def _workers(self) -> PageThreads:
         """``concurrency`` threads for requests, plus RENDER_AHEAD that render the next pages

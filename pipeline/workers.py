@@ -121,15 +121,18 @@ def isolated(step: str) -> Callable[[Callable], Callable]:
     return mark
 
 
-def start_workers(settings: WorkerSettings) -> Callable[[], None]:
+def start_workers(settings: WorkerSettings, prestart: bool = False) -> Callable[[], None]:
     """Start (or share) this process's pool; returns the function that stops it. Runs in one
-    process share the first run's pool; the last one to stop ends it."""
+    process share the first run's pool; the last one to stop ends it. ``prestart`` starts the
+    first worker now, in the background, so that the first page does not wait for it."""
     global _ACTIVE
     with _ACTIVE_LOCK:
         if _ACTIVE is None:
             _ACTIVE = WorkerPool(settings)
         pool = _ACTIVE
         pool.users += 1
+    if prestart:
+        pool.prestart()
     once = threading.Lock()
 
     def stop() -> None:
@@ -303,6 +306,27 @@ class WorkerPool:
                 self._starting -= 1
                 self._cond.notify()
         return worker
+
+    def prestart(self) -> None:
+        """Start one worker in the background (a worker takes about 0.6 s to start), unless one
+        is running or starting already; a failure is left to the first page to meet."""
+        with self._cond:
+            if self._closed or self._all or self._starting:
+                return
+            self._starting += 1
+
+        def start() -> None:
+            try:
+                worker = self._start_one()
+            except RenderCrashed:
+                return
+            finally:
+                with self._cond:
+                    self._starting -= 1
+                    self._cond.notify()
+            self._give_back(worker, reuse=True)
+
+        self._launcher.submit(start)
 
     def _start_one(self) -> _Worker:
         worker = _Worker(self.settings)
