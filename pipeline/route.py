@@ -95,6 +95,7 @@ class Router:
         # a stopped run writes them even when the task that holds them has not reported back.
         self.done: dict[tuple, Any] = {}
         self._prefetched: dict[tuple, Any] = {}  # (path, page) -> future, started before the flow
+        self._claimed: set[tuple] = set()  # (path, page) the flow has taken: never prefetched again
 
     # -- set-up ---------------------------------------------------------------------------
     def _client_for(self, spec: EndpointSpec):
@@ -148,8 +149,12 @@ class Router:
         naming the error, and so does a page still running after ``stall_timeout`` (its thread
         is left behind, pipeline/pagethreads.py); the other pages go on."""
         pool = self._workers()
-        futures = [self._prefetched.pop((plan.document.path, number), None) or pool.submit(self.answer_page, plan, number)
-                   for plan, number in pages]
+        with self._lock:  # against a late prefetch of the same page (it would be answered twice)
+            futures = []
+            for plan, number in pages:
+                key = (plan.document.path, number)
+                self._claimed.add(key)
+                futures.append(self._prefetched.pop(key, None) or pool.submit(self.answer_page, plan, number))
         out = []
         for (plan, number), fut in zip(pages, futures):
             try:
@@ -164,7 +169,7 @@ class Router:
         """Start answering a page now (while Prefect starts up); ``answer_pages`` picks it up."""
         key = (plan.document.path, number)
         with self._lock:
-            if key not in self._prefetched:
+            if key not in self._prefetched and key not in self._claimed:
                 self._prefetched[key] = self._workers().submit(self.answer_page, plan, number)
 
     @property
