@@ -316,3 +316,21 @@ def test_answer_pages_keeps_order_and_turns_a_crashing_page_into_failed_records(
         [(3, "Q1?", "ok"), (3, "Q2?", "ok")], [(2, "Q1?", "failed"), (2, "Q2?", "failed")],
         [(1, "Q1?", "ok"), (1, "Q2?", "ok")]]
     assert out[1][0].error.type == "RuntimeError" and "boom on page 2" in out[1][0].error.message
+
+
+def test_a_page_the_flow_has_taken_is_never_prefetched_again(emu, tmp_path, samples, monkeypatch):
+    """The early first pages race the flow: a prefetch that comes after the flow took the page
+    must not answer it a second time (a second paid request)."""
+    calls = []
+    monkeypatch.setattr(Router, "answer_page", lambda self, p, number: calls.append(number) or [])
+    router = Router(make_cfg(emu, tmp_path))
+    p = plan(samples / "report.pdf")
+    try:
+        router.prefetch(p, 1)  # before the flow: the flow picks this one up
+        assert router.answer_pages([(p, 1), (p, 2)]) == [[], []]
+        router.prefetch(p, 2)  # too late: the flow has it
+        router.prefetch(p, 3)  # not taken yet: starts
+        assert router.answer_pages([(p, 3)]) == [[]]
+    finally:
+        router.close()
+    assert sorted(calls) == [1, 2, 3]
