@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (PY, ROOT, WORK, EmulatorProcess, _quiet_env, generated_pdf, log, run_measured,  # noqa: E402
                     run_zerox, write_result, zerox_python)
 
-from pipeline.testing.helpers import FAKE_KEY  # noqa: E402
+from tests.emulator.helpers import FAKE_KEY  # noqa: E402
 
 PDF = ROOT / "fixtures" / "samples" / "report.pdf"
 

@@ -187,7 +187,7 @@ class PrefectServer:
 
 
 class EmulatorProcess:
-    """``python -m pipeline.testing.emulator`` on a free loopback port, controlled through its
+    """``python -m tests.emulator.emulator`` on a free loopback port, controlled through its
     admin API (``self.remote``, a RemoteEmulator). Its CPU is its own process's, so it never
     counts against the client being measured."""
 
@@ -197,12 +197,12 @@ class EmulatorProcess:
         self.port = 0
 
     def __enter__(self) -> "EmulatorProcess":
-        from pipeline.testing.emulator import RemoteEmulator
+        from tests.emulator.emulator import RemoteEmulator
 
         self.port = free_port()
         self._log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [PY, "-m", "pipeline.testing.emulator", "--port", str(self.port), "--config", json.dumps(self.config)],
+            [PY, "-m", "tests.emulator.emulator", "--port", str(self.port), "--config", json.dumps(self.config)],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self._log, env=_quiet_env())
         self.url = f"http://127.0.0.1:{self.port}"
         self.remote = RemoteEmulator(self.url)

@@ -30,7 +30,7 @@ REAL = ROOT / "fixtures" / "real"
 @pytest.fixture(scope="module")
 def emu():
     """The API emulator on 127.0.0.1, one per test module (tests reset it as they need)."""
-    from pipeline.testing.emulator import Emulator
+    from tests.emulator.emulator import Emulator
 
     with Emulator() as e:
         yield e

@@ -7,7 +7,7 @@ import pytest
 from flows.cli import EXIT_DEGRADED, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, main
 from pipeline import outputs
 from pipeline.outputs import read_results
-from pipeline.testing.helpers import FAKE_KEY
+from tests.emulator.helpers import FAKE_KEY
 
 pytestmark = pytest.mark.prefect
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from flows.cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, main
-from pipeline.testing.helpers import FAKE_KEY
+from tests.emulator.helpers import FAKE_KEY
 
 
 def test_doctor_without_tesseract_says_how_to_fix(tmp_path, monkeypatch, capsys):

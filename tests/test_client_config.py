@@ -10,8 +10,8 @@ from pipeline.providers import ConfigError, Endpoint, make_client
 from pipeline.providers.errors import redact, register_secret
 from pipeline.providers.limits import AdaptiveLimiter
 from pipeline.providers.retry import RetryPolicy, parse_retry_after
-from pipeline.testing import Emulator
-from pipeline.testing.helpers import FAKE_KEY, PROFILES as EMU_PROFILES, endpoint_for
+from tests.emulator import Emulator
+from tests.emulator.helpers import FAKE_KEY, PROFILES as EMU_PROFILES, endpoint_for
 
 
 def test_profile_table():

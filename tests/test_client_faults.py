@@ -10,7 +10,7 @@ from pipeline.providers import make_client
 from pipeline.providers.errors import (AuthError, BadRequest, ContextTooLong, FinalError, ModelGoneError,
                                        PayloadTooLarge, PaymentRequired, PermissionDenied, ProviderError,
                                        RateLimitError, RetryableError, UnprocessableError)
-from pipeline.testing.helpers import FAKE_KEY, endpoint_for, png
+from tests.emulator.helpers import FAKE_KEY, endpoint_for, png
 from tests.helpers import FakeClock
 
 DIALECTS = ["mistral", "openrouter", "modelslab", "modelslab-anthropic", "openai"]

@@ -10,8 +10,8 @@ import pytest
 from pipeline.messages import ChatRequest, ImagePart, Message, ResponseFormat, TextPart, Tool, ToolCall
 from pipeline.providers import ADAPTERS, Endpoint, make_client
 from pipeline.providers.mistral import mistral_tool_id
-from pipeline.testing import Emulator
-from pipeline.testing.helpers import FAKE_KEY, PROFILES, endpoint_for, png
+from tests.emulator import Emulator
+from tests.emulator.helpers import FAKE_KEY, PROFILES, endpoint_for, png
 
 API = Path(__file__).resolve().parents[1] / "fixtures" / "api"
 SCHEMA = {"type": "object", "properties": {"total": {"type": "number"}, "currency": {"type": "string"}},
@@ -208,7 +208,7 @@ def test_roundtrip_same_neutral_result_stream_and_not(emu, profile):
     assert a.usage.prompt_tokens == b.usage.prompt_tokens > 0 and a.usage.completion_tokens == b.usage.completion_tokens
     jsonschema.validate(j.json(), SCHEMA)
     # the emulator's model fills a number with the first number of the page text, a string with the text
-    # (pipeline/testing/model.py, from_schema): every dialect must carry exactly that back
+    # (tests/emulator/model.py, from_schema): every dialect must carry exactly that back
     assert j.json() == {"total": 7.0, "currency": "Invoice 7 total 42.10 EUR"}
     if profile == "modelslab-anthropic":  # json_object maps to a forced tool with an open object schema
         assert isinstance(k.json(), dict)

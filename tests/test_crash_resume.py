@@ -15,7 +15,7 @@ import pytest
 
 from flows.cli import EXIT_OK, main
 from pipeline.outputs import read_results
-from pipeline.testing.helpers import FAKE_KEY
+from tests.emulator.helpers import FAKE_KEY
 
 pytestmark = pytest.mark.prefect
 

@@ -40,8 +40,8 @@ import httpx
 import pytest
 
 from pipeline.outputs import read_results
-from pipeline.testing.emulator import Emulator
-from pipeline.testing.helpers import FAKE_KEY
+from tests.emulator.emulator import Emulator
+from tests.emulator.helpers import FAKE_KEY
 
 pytestmark = [pytest.mark.prefect, pytest.mark.timeout(600)]
 

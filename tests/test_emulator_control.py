@@ -14,8 +14,8 @@ import pytest
 
 from pipeline.messages import ChatRequest, Message, ResponseFormat, Tool
 from pipeline.providers import make_client
-from pipeline.testing import RemoteEmulator
-from pipeline.testing.helpers import FAKE_KEY, endpoint_for, png
+from tests.emulator import RemoteEmulator
+from tests.emulator.helpers import FAKE_KEY, endpoint_for, png
 
 REQ = ChatRequest([Message.user("<text_layer>Hello page</text_layer>", png())])
 
@@ -178,7 +178,7 @@ def test_standalone_process():
     port = _free_port()
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ, PYTHONPATH=str(root))
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.testing.emulator", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "tests.emulator.emulator", "--port", str(port),
                              "--config", '{"latency": 0.01}'], cwd=root, env=env, stdout=subprocess.PIPE, text=True)
     try:
         remote = RemoteEmulator(f"http://127.0.0.1:{port}")

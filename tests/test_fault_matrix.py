@@ -14,7 +14,7 @@ import pytest
 
 from flows.cli import main
 from pipeline.outputs import read_results
-from pipeline.testing.helpers import FAKE_KEY, PROFILES
+from tests.emulator.helpers import FAKE_KEY, PROFILES
 
 pytestmark = pytest.mark.prefect
 

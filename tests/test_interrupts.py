@@ -13,7 +13,7 @@ import pymupdf
 import pytest
 
 from pipeline.outputs import read_results
-from pipeline.testing.helpers import FAKE_KEY
+from tests.emulator.helpers import FAKE_KEY
 
 pytestmark = pytest.mark.prefect
 

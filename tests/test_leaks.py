@@ -11,7 +11,7 @@ import pytest
 from pipeline.messages import ChatRequest, Message
 from pipeline.providers import ProviderError, make_client
 from pipeline.providers import errors as provider_errors
-from pipeline.testing.helpers import PROFILES, endpoint_for, png
+from tests.emulator.helpers import PROFILES, endpoint_for, png
 
 KEY_SHAPES = {
     "bare": "Lk2Qm9Xv7Tz4Rw8Np3Hs",  # ModelsLab-style bare token

@@ -14,7 +14,7 @@ import httpx
 import pymupdf
 import pytest
 
-from pipeline.testing.helpers import FAKE_KEY
+from tests.emulator.helpers import FAKE_KEY
 
 pytestmark = pytest.mark.prefect
 ROOT = Path(__file__).resolve().parent.parent

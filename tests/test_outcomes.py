@@ -11,7 +11,7 @@ from PIL import Image
 
 from flows.cli import EXIT_DEGRADED, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, main
 from pipeline.outputs import read_results
-from pipeline.testing.helpers import FAKE_KEY
+from tests.emulator.helpers import FAKE_KEY
 
 pytestmark = pytest.mark.prefect
 

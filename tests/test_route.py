@@ -11,7 +11,7 @@ from pipeline.guards import CircuitBreaker
 from pipeline.local import document_running_lines
 from pipeline.render import count_pages
 from pipeline.route import DocumentPlan, Router
-from pipeline.testing.helpers import FAKE_KEY
+from tests.emulator.helpers import FAKE_KEY
 
 VISION, TEXT = "pixtral-large-2411", "mistral-large-2411"
 

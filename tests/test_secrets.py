@@ -16,7 +16,7 @@ from pipeline.providers import Endpoint, ProviderError, make_client
 from pipeline.messages import ChatRequest, Message
 from pipeline.render import count_pages
 from pipeline.route import DocumentPlan, Router
-from pipeline.testing.helpers import PROFILES
+from tests.emulator.helpers import PROFILES
 
 pytestmark = pytest.mark.prefect
 

@@ -32,7 +32,7 @@ def test_image_prompt_is_template_plus_text_plus_image_tokens():
 
 
 def test_image_size_read_from_bytes():
-    from pipeline.testing.helpers import png
+    from tests.emulator.helpers import png
 
     req = ChatRequest([Message.user("x", png(1024, 1024))])
     assert estimate_prompt_tokens(req, "pixtral-large-2411") > 4160

@@ -13,7 +13,7 @@ from pipeline.discover import identify
 from pipeline.records import RenderSettings
 from pipeline.render import render_page
 from pipeline.route import Router
-from pipeline.testing.helpers import FAKE_KEY
+from tests.emulator.helpers import FAKE_KEY
 from tests.test_route import chat_requests, make_cfg, plan
 
 

@@ -21,7 +21,7 @@ import pymupdf
 import pytest
 
 from flows.cli import EXIT_FAILURES, main
-from pipeline.testing.helpers import FAKE_KEY
+from tests.emulator.helpers import FAKE_KEY
 from pipeline.workers import TEST_HOOK_ENV
 
 pytestmark = pytest.mark.prefect

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from pipeline.messages import (ChatRequest, ImagePart, Message, ResponseFormat, TextPart, Tool, ToolCall, Usage)
-from pipeline.testing.model import Answer
+from tests.emulator.model import Answer
 from pipeline.tokens import cost_usd
 
 CONTEXT = 131072  # §6

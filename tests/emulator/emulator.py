@@ -9,7 +9,7 @@ In-process::
         emu.script("pixtral-large-2411", "exact answer")
         ...; emu.requests                              # request log
 
-Cross-process: ``python -m pipeline.testing.emulator --port 8089`` and
+Cross-process: ``python -m tests.emulator.emulator --port 8089`` and
 :class:`RemoteEmulator` (admin endpoints under ``/_emulator/``), or the header
 ``X-Emulator-Fault: 503`` on a single request.
 """
@@ -30,9 +30,9 @@ from urllib.parse import parse_qs, urlparse
 
 from pipeline.messages import Usage
 from pipeline.providers.errors import redact_body
-from pipeline.testing import model as core
-from pipeline.testing.faults import HEADER, FaultPlan
-from pipeline.testing.skins import ALIASES, CONTEXT, DEFAULT_MODELS, SKINS, Reject, Wire
+from tests.emulator import model as core
+from tests.emulator.faults import HEADER, FaultPlan
+from tests.emulator.skins import ALIASES, CONTEXT, DEFAULT_MODELS, SKINS, Reject, Wire
 from pipeline.tokens import count_text_tokens, estimate_prompt_tokens
 
 log = logging.getLogger(__name__)
