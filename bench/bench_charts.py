@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import log, write_result  # noqa: E402
 
-from pipeline.charts import find_chart_regions  # noqa: E402
-from pipeline.discover import identify  # noqa: E402
+from pixtract.charts import find_chart_regions  # noqa: E402
+from pixtract.discover import identify  # noqa: E402
 
 LABELS = ROOT / "bench" / "labels" / "chart_regions.json"
 PDF_SOURCES = ("icdar2013_table_competition/*/*.pdf", "zerox_doc2md_sample/inputs/*.pdf")

@@ -2,7 +2,7 @@
 $6/M output: pipeline/tokens.py, model-apis.md §7), by task, for pixtract's default rendering
 (long edge 1024 px, never above 200 DPI) beside zerox's (every page rendered 1056 px tall).
 
-Input tokens are exact for Pixtral Large: ``pipeline.tokens.estimate_prompt_tokens`` on the
+Input tokens are exact for Pixtral Large: ``pixtract.tokens.estimate_prompt_tokens`` on the
 request pixtract builds (system prompt, task prompt, the page's text layer as a hint, the image
 by the Pixtral formula ``image_tokens``). For zerox's rendering the same request is counted with
 a W x 1056 image; "zerox as shipped" also counts zerox's own transcribe request (its system
@@ -35,7 +35,7 @@ SCHEMA = {"title": "RegionTotals", "type": "object",
                              "q3": {"type": "number"}, "q4": {"type": "number"}, "total": {"type": "number"}}}}}}
 OUTPUT_TOKENS = {"transcribe": "text layer", "ask": 40, "extract": 250, "chart": 300}
 TASKS = ("transcribe", "ask", "extract", "chart")
-PRICE_IN, PRICE_OUT = 2.0, 6.0  # USD per million tokens (checked against pipeline.tokens below)
+PRICE_IN, PRICE_OUT = 2.0, 6.0  # USD per million tokens (checked against pixtract.tokens below)
 
 
 def zerox_size(width_pt: float, height_pt: float) -> tuple[int, int]:
@@ -45,13 +45,13 @@ def zerox_size(width_pt: float, height_pt: float) -> tuple[int, int]:
 def run(pages: int = 50, results_dir: Path | None = None) -> dict:
     import pymupdf
 
-    from pipeline import tokens
-    from pipeline.config import RunConfig, TaskSpec
-    from pipeline.discover import discover
-    from pipeline.messages import ChatRequest, ImagePart, Message, TextPart
-    from pipeline.prompts import build_request
-    from pipeline.records import RenderSettings
-    from pipeline.render import render_page
+    from pixtract import tokens
+    from pixtract.config import RunConfig, TaskSpec
+    from pixtract.discover import discover
+    from pixtract.messages import ChatRequest, ImagePart, Message, TextPart
+    from pixtract.prompts import build_request
+    from pixtract.records import RenderSettings
+    from pixtract.render import render_page
 
     price = tokens.price_for(VISION_MODEL)
     assert price is not None and (price.input_per_m, price.output_per_m) == (PRICE_IN, PRICE_OUT), price
@@ -114,9 +114,9 @@ def run(pages: int = 50, results_dir: Path | None = None) -> dict:
 
 def _small_pages() -> list[dict]:
     """Image tokens by page size: where pixtract's 200-DPI cap makes a difference."""
-    from pipeline.records import RenderSettings
-    from pipeline.render import pdf_zoom
-    from pipeline.tokens import image_tokens
+    from pixtract.records import RenderSettings
+    from pixtract.render import pdf_zoom
+    from pixtract.tokens import image_tokens
 
     out = []
     for name, (w, h) in {"US Letter 8.5x11 in": (612, 792), "A4": (595, 842), "Letter landscape": (792, 612),

@@ -8,7 +8,7 @@ at what CPU per page; and how fast does a report of many pages load in headless 
 Figures:
 - nda: the Kleister NDA ground-truth values (parties, effective date, jurisdiction, term) given to
   the grounding step as if a model had answered them (an ``extract`` answer over the whole
-  document). The reference place of a value is found independently of pipeline.grounding: the
+  document). The reference place of a value is found independently of pixtract.grounding: the
   text-layer lines that contain it as printed (letters and digits compared, case ignored; a
   date as any date expression on the line that dateutil reads as the same day). A value counts
   as located right when the grounding's first box overlaps such a line on the same page.
@@ -45,10 +45,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import log, write_result  # noqa: E402
 
-from pipeline import grounding, local  # noqa: E402
-from pipeline.discover import identify  # noqa: E402
-from pipeline.records import PageWords, Record, RenderSettings  # noqa: E402
-from pipeline.render import count_pages, render_page  # noqa: E402
+from pixtract import grounding, local  # noqa: E402
+from pixtract.discover import identify  # noqa: E402
+from pixtract.records import PageWords, Record, RenderSettings  # noqa: E402
+from pixtract.render import count_pages, render_page  # noqa: E402
 
 S = RenderSettings()
 DATE_EXPR = re.compile(
@@ -160,7 +160,7 @@ def bench_words(corpus: Path, limit: int) -> dict:
 
     import pymupdf
 
-    from pipeline import mupdf
+    from pixtract import mupdf
 
     folder = corpus / "kleister_nda_dev_sample" / "documents"
     pdfs = sorted(folder.glob("*.pdf"))[:limit] if folder.exists() else \
@@ -270,8 +270,8 @@ def bench_icdar(corpus: Path, limit: int) -> dict:
 def _make_run(out: Path, pages: int, fields: int = 20) -> None:
     from PIL import Image, ImageDraw
 
-    from pipeline.layout import page_image_name
-    from pipeline.report import make_thumbnail, save_thumbnail
+    from pixtract.layout import page_image_name
+    from pixtract.report import make_thumbnail, save_thumbnail
 
     im = Image.new("RGB", (791, 1024), "white")
     d = ImageDraw.Draw(im)
@@ -304,7 +304,7 @@ def _make_run(out: Path, pages: int, fields: int = 20) -> None:
 
 def bench_report(pages: int, fields: int = 20) -> dict:
     sys.path.insert(0, str(ROOT))
-    from pipeline.report import build_report
+    from pixtract.report import build_report
     from tests.report_browser import Browser, find_chromium
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,7 +4,7 @@
     python bench/bench_ocr.py --only zerox --engines rapidocr
     python bench/bench_ocr.py --corpus PATH        # the corpus folder (default ../shared/corpus)
 
-Figures, all through ``pipeline.local.transcribe`` as a ``local`` run would do them:
+Figures, all through ``pixtract.local.transcribe`` as a ``local`` run would do them:
 - zerox: expected-keyword recall over the 20 zerox samples (a keyword counts when it occurs in
   the page's Markdown, case and spacing ignored), CPU ms per page (this process + Tesseract);
 - linn: character error rate of linn.pdf's OCR against OCRmyPDF's linn.txt;
@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import log, write_result  # noqa: E402
 
-from pipeline import local, ocr  # noqa: E402
-from pipeline.discover import identify  # noqa: E402
-from pipeline.records import RenderSettings  # noqa: E402
-from pipeline.render import render_page  # noqa: E402
+from pixtract import local, ocr  # noqa: E402
+from pixtract.discover import identify  # noqa: E402
+from pixtract.records import RenderSettings  # noqa: E402
+from pixtract.render import render_page  # noqa: E402
 
 S = RenderSettings()
 # Rotated scans and the words that show the text came out upright.

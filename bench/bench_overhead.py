@@ -35,7 +35,7 @@ from common import (RESULTS, VISION_MODEL, WORK, EmulatorProcess, FAKE_KEY, gene
                     write_result)
 
 TARGET_MS = 20.0
-PAGES_PER_TASK = 16  # flows.batch.PAGES_PER_TASK (not imported here: that would import Prefect)
+PAGES_PER_TASK = 16  # pixtract.flows.batch.PAGES_PER_TASK (not imported here: that would import Prefect)
 
 
 def whole_runs(sizes: tuple[int, ...], concurrency: int, work: Path) -> list[dict]:
@@ -64,17 +64,17 @@ def components(pages: int = 60, work: Path | None = None, pipeline_sizes: tuple[
                concurrency: int = 8) -> dict:
     """Per-page CPU of pixtract's own steps, in this process, without Prefect."""
     os.environ.setdefault("OPENAI_API_KEY", FAKE_KEY)
-    from pipeline import malloc
+    from pixtract import malloc
 
     malloc.tune()  # as the pixtract command does (flows/__init__.py)
-    from pipeline import tokens
-    from pipeline.discover import discover
-    from pipeline.messages import ImagePart
-    from pipeline.plan import plan_document
-    from pipeline.prompts import build_request
-    from pipeline.records import RenderSettings
-    from pipeline.render import render_page
-    from pipeline.report import THUMB_MAX_EDGE
+    from pixtract import tokens
+    from pixtract.discover import discover
+    from pixtract.messages import ImagePart
+    from pixtract.plan import plan_document
+    from pixtract.prompts import build_request
+    from pixtract.records import RenderSettings
+    from pixtract.render import render_page
+    from pixtract.report import THUMB_MAX_EDGE
 
     pdf = generated_pdf(max(pages + 1, 30), work)
     doc = next(iter(discover([str(pdf)])))
@@ -130,7 +130,7 @@ def _thumbnail_ms(pages, max_edge: int) -> float:
 
     from PIL import Image
 
-    from pipeline.render import thumbnail_jpeg
+    from pixtract.render import thumbnail_jpeg
 
     cpu, count = 0.0, 0
     for page in pages:
@@ -144,7 +144,7 @@ def _thumbnail_ms(pages, max_edge: int) -> float:
 
 
 def _config(pdf: Path, out: Path, base_url: str, concurrency: int):
-    from pipeline.config import build_config
+    from pixtract.config import build_config
 
     return build_config({"inputs": [str(pdf)], "out": str(out), "profile": "openai",
                          "endpoint": {"base_url": base_url, "vision_model": VISION_MODEL},
@@ -153,8 +153,8 @@ def _config(pdf: Path, out: Path, base_url: str, concurrency: int):
 
 def _router(cfg):
     """A Router as the batch flow builds it: thumbnails made while rendering, written on render."""
-    from pipeline.report import THUMB_MAX_EDGE, save_thumbnail
-    from pipeline.route import Router
+    from pixtract.report import THUMB_MAX_EDGE, save_thumbnail
+    from pixtract.route import Router
 
     return Router(cfg, thumb_edge=THUMB_MAX_EDGE, on_render=lambda page: save_thumbnail(
         cfg.out, page.document.sha256, page.number, page.thumbnail))
@@ -187,12 +187,12 @@ def _pipeline_cpu(cfg, chunk: int) -> tuple[float, int]:
     import datetime as dt
     import resource
 
-    from pipeline import mupdf
-    from pipeline.discover import discover
-    from pipeline.manifest import build_manifest
-    from pipeline.outputs import OutputWriter
-    from pipeline.plan import plan_document
-    from pipeline.report import build_report
+    from pixtract import mupdf
+    from pixtract.discover import discover
+    from pixtract.manifest import build_manifest
+    from pixtract.outputs import OutputWriter
+    from pixtract.plan import plan_document
+    from pixtract.report import build_report
 
     def now() -> float:
         r = resource.getrusage(resource.RUSAGE_SELF)

@@ -1,7 +1,7 @@
 """Benchmark 1: render and encode. Milliseconds per page (CPU and wall) to turn PDF pages into
 model-ready PNGs with a 1024-px long edge:
 
-- pixtract: ``pipeline.render.render_page`` (PNG forced, so every tool writes the same format;
+- pixtract: ``pixtract.render.render_page`` (PNG forced, so every tool writes the same format;
   this includes pixtract's complexity guard and its text layer + image coverage pass, which it
   does per page; no report thumbnail), called in-process
 - pixtract_workers: the same ``render_page`` as a run calls it, in a MuPDF worker process
@@ -37,14 +37,14 @@ LONG_EDGE = 1024
 
 
 def _doc(path: Path):
-    from pipeline.discover import discover
+    from pixtract.discover import discover
 
     return next(iter(discover([str(path)])))
 
 
 def bench_pixtract(path: Path, pages: int) -> dict:
-    from pipeline.records import RenderSettings
-    from pipeline.render import render_page
+    from pixtract.records import RenderSettings
+    from pixtract.render import render_page
 
     settings = RenderSettings(max_edge=LONG_EDGE, image_format="png")
     doc = _doc(path)
@@ -61,9 +61,9 @@ def bench_pixtract(path: Path, pages: int) -> dict:
 
 
 def bench_pixtract_workers(path: Path, pages: int) -> dict:
-    from pipeline.records import RenderSettings
-    from pipeline.render import render_page
-    from pipeline.workers import WorkerSettings, running_workers, worker_pids
+    from pixtract.records import RenderSettings
+    from pixtract.render import render_page
+    from pixtract.workers import WorkerSettings, running_workers, worker_pids
 
     settings = RenderSettings(max_edge=LONG_EDGE, image_format="png")
     doc = _doc(path)
@@ -88,7 +88,7 @@ def _proc_cpu(pid: int) -> float:
 
 
 def _forget(doc) -> None:
-    from pipeline import mupdf
+    from pixtract import mupdf
 
     mupdf.forget(doc)
 
@@ -150,9 +150,9 @@ def breakdown(path: Path, pages: int = 30) -> dict:
 
     import pymupdf
 
-    from pipeline import mupdf, render
-    from pipeline.records import RenderSettings
-    from pipeline.report import THUMB_MAX_EDGE
+    from pixtract import mupdf, render
+    from pixtract.records import RenderSettings
+    from pixtract.report import THUMB_MAX_EDGE
 
     deflate = "zlib-ng" if render._deflate.__module__.startswith("zlib_ng") else "zlib: no zlib-ng installed"
     png, png_zlib1, png_pillow = (f"PNG as shipped (png_from_samples, {deflate} level 2)",
@@ -221,8 +221,8 @@ def fine_print_crop(path: Path, out_png: Path) -> dict:
     from PIL import Image
 
     from gen_pdfs import FINE_PRINT_PT, fine_print_rect_px
-    from pipeline.records import RenderSettings
-    from pipeline.render import render_page
+    from pixtract.records import RenderSettings
+    from pixtract.render import render_page
 
     page = render_page(_doc(path), 1, RenderSettings())
     with Image.open(io.BytesIO(page.image)) as im:
@@ -241,7 +241,7 @@ TOOLS = ("pixtract", "pixtract_workers", "pdftoppm", "pdfium_pillow_default", "p
 
 
 def run(pages: int = 200, results_dir: Path | None = None, fixtures: bool = True, crop_dir: Path | None = None) -> dict:
-    from pipeline import malloc
+    from pixtract import malloc
 
     malloc.tune()  # the malloc settings the pixtract command runs with (pipeline/malloc.py)
     gen = generated_pdf(pages)

@@ -51,12 +51,12 @@ def _state(data: Path) -> dict | None:
 
 
 def _server(data: Path, action: str, env: dict) -> None:
-    subprocess.run([PY, "-m", "flows.cli", "server", action], env=env, cwd=ROOT, capture_output=True, timeout=300)
+    subprocess.run([PY, "-m", "pixtract.flows.cli", "server", action], env=env, cwd=ROOT, capture_output=True, timeout=300)
 
 
 def one_run(emu: EmulatorProcess, env: dict, out: Path, pdf: Path = PDF) -> dict:
     emu.reset()
-    cmd = [PY, "-m", "flows.cli", "run", str(pdf), "--out", str(out), "--profile", "mistral", "--base-url",
+    cmd = [PY, "-m", "pixtract.flows.cli", "run", str(pdf), "--out", str(out), "--profile", "mistral", "--base-url",
            emu.base_url("mistral"), "--no-progress", "--overwrite"]
     # A cache of its own: a cached page sends no request, and the first request is what is timed.
     env = {**env, "PIXTRACT_CACHE_DIR": tempfile.mkdtemp(prefix="cache-", dir=out.parent)}
@@ -118,7 +118,7 @@ def kill_mid_run(emu: EmulatorProcess, data: Path, home: Path, work: Path) -> di
     emu.reset(latency=0.05)
     base = one_run_latency(emu, env, work / "kill-base", pdf)
     emu.reset(latency=0.05)
-    cmd = [PY, "-m", "flows.cli", "run", str(pdf), "--out", str(work / "kill"), "--profile", "mistral",
+    cmd = [PY, "-m", "pixtract.flows.cli", "run", str(pdf), "--out", str(work / "kill"), "--profile", "mistral",
            "--base-url", emu.base_url("mistral"), "--no-progress", "--overwrite"]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -139,7 +139,7 @@ def kill_mid_run(emu: EmulatorProcess, data: Path, home: Path, work: Path) -> di
 
 def one_run_latency(emu, env, out, pdf) -> float:
     t0 = time.perf_counter()
-    subprocess.run([PY, "-m", "flows.cli", "run", str(pdf), "--out", str(out), "--profile", "mistral", "--base-url",
+    subprocess.run([PY, "-m", "pixtract.flows.cli", "run", str(pdf), "--out", str(out), "--profile", "mistral", "--base-url",
                     emu.base_url("mistral"), "--no-progress", "--overwrite"], env=env, cwd=ROOT,
                    capture_output=True, timeout=900)
     return round(time.perf_counter() - t0, 3)

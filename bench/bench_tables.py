@@ -5,7 +5,7 @@
     python bench/bench_tables.py --match us-01   # the documents whose name holds us-01
     python bench/bench_tables.py --corpus PATH   # the corpus folder (default ../shared/corpus)
 
-Each page that holds a ground-truth table goes through ``pipeline.local.transcribe`` as a
+Each page that holds a ground-truth table goes through ``pixtract.local.transcribe`` as a
 ``local`` run would do it (default OCR options). Two figures per ground-truth cell (its text,
 spaces collapsed): *exact*, the text is one cell of a Markdown table of that page; *present*,
 the text occurs anywhere in the page's Markdown (table syntax and emphasis removed). CPU per
@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import log, write_result  # noqa: E402
 
-from pipeline import local  # noqa: E402
-from pipeline.discover import identify  # noqa: E402
-from pipeline.records import RenderSettings  # noqa: E402
-from pipeline.render import render_page  # noqa: E402
+from pixtract import local  # noqa: E402
+from pixtract.discover import identify  # noqa: E402
+from pixtract.records import RenderSettings  # noqa: E402
+from pixtract.render import render_page  # noqa: E402
 
 S = RenderSettings()
 

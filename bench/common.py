@@ -423,7 +423,7 @@ def run_pixtract(inputs: list[Path], out: Path, emu: EmulatorProcess, *, concurr
     """``pixtract run`` in a subprocess against the emulator, measured; plus what its outputs say."""
     if out.exists():
         shutil.rmtree(out)
-    cmd = [PY, "-m", "flows.cli", "run", *map(str, inputs), "--out", str(out), "--profile", profile,
+    cmd = [PY, "-m", "pixtract.flows.cli", "run", *map(str, inputs), "--out", str(out), "--profile", profile,
            "--base-url", emu.base_url(profile), "--vision-model", VISION_MODEL, "--concurrency", str(concurrency),
            "--no-progress", *extra]
     env = _quiet_env(PREFECT_HOME=prefect_home(work), OPENAI_API_KEY=FAKE_KEY, MISTRAL_API_KEY=FAKE_KEY,

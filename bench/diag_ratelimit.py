@@ -1,6 +1,6 @@
 """Diagnostic (not part of run_all): where pixtract's throughput goes under a request-rate limit.
 
-pixtract's model client alone (``pipeline.providers.ChatClient``, no Prefect, pages rendered
+pixtract's model client alone (``pixtract.providers.ChatClient``, no Prefect, pages rendered
 beforehand) sends PAGES page requests from CONCURRENCY threads to the emulator (fixed latency,
 RPS limit in a sliding 1-s window), in these variants:
 
@@ -36,14 +36,14 @@ from common import FAKE_KEY, VISION_MODEL, EmulatorProcess, api_window, generate
 
 
 def one(variant: str, emu: EmulatorProcess, doc, pages: int, concurrency: int, rps: float, latency: float) -> dict:
-    from pipeline.config import RunConfig
-    from pipeline.messages import ImagePart
-    from pipeline.prompts import build_request
-    from pipeline.providers import Endpoint, make_client
-    from pipeline.providers import limits
-    from pipeline.records import RenderSettings
-    from pipeline.render import render_page
-    from pipeline.report import make_thumbnail
+    from pixtract.config import RunConfig
+    from pixtract.messages import ImagePart
+    from pixtract.prompts import build_request
+    from pixtract.providers import Endpoint, make_client
+    from pixtract.providers import limits
+    from pixtract.records import RenderSettings
+    from pixtract.render import render_page
+    from pixtract.report import make_thumbnail
 
     limits._REGISTRY.clear()
     emu.reset(latency=latency, rpm_limit=rps, rpm_window=1.0, log_bodies=False)
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--variants", default="shipped,no_decrease,render_in_slot")
     ap.add_argument("--results", type=Path, default=None)
     a = ap.parse_args(argv)
-    from pipeline.discover import discover
+    from pixtract.discover import discover
 
     pdf = generated_pdf(a.pages)
     doc = next(iter(discover([str(pdf)])))

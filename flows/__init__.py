@@ -1,5 +1,5 @@
 """Prefect flows, tasks and the ``pixtract`` command, over the ``pipeline`` library."""
 
-from pipeline import malloc as _malloc
+from pixtract import malloc as _malloc
 
 _malloc.tune()  # before any worker thread exists: see pipeline/malloc.py

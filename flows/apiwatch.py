@@ -10,7 +10,7 @@ import threading
 
 import httpx
 
-from pipeline.providers import tls
+from pixtract.providers import tls
 
 MISSES = 2  # failed health checks in a row that count as "gone"
 

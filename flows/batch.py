@@ -21,20 +21,20 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipeline import mupdf
-from pipeline.config import RunConfig, TaskSpec
-from pipeline.discover import DiscoveryFailure, discover
-from pipeline.errors import InputError, UsageError
-from pipeline.ledger import format_ledger
-from pipeline.manifest import build_manifest
-from pipeline.outputs import OutputWriter
-from pipeline.records import STATUS_FAILED, ErrorInfo, Record
-from pipeline.plan import DocumentPlan, plan_document
-from pipeline.preflight import PreflightReport, preflight
-from pipeline.report import build_report
-from pipeline.prefetch import router_for_run
-from pipeline.route import Router, failed_record
-from pipeline.workers import WorkerSettings, sigterm_unwinds, start_workers
+from pixtract import mupdf
+from pixtract.config import RunConfig, TaskSpec
+from pixtract.discover import DiscoveryFailure, discover
+from pixtract.errors import InputError, UsageError
+from pixtract.ledger import format_ledger
+from pixtract.manifest import build_manifest
+from pixtract.outputs import OutputWriter
+from pixtract.records import STATUS_FAILED, ErrorInfo, Record
+from pixtract.plan import DocumentPlan, plan_document
+from pixtract.preflight import PreflightReport, preflight
+from pixtract.report import build_report
+from pixtract.prefetch import router_for_run
+from pixtract.route import Router, failed_record
+from pixtract.workers import WorkerSettings, sigterm_unwinds, start_workers
 
 from . import progress
 from .apiwatch import ApiWatch
@@ -367,7 +367,7 @@ class RunArtifacts:
     updated at most every ``every`` seconds), then a table of records per task, route and
     status with their cost, and a Markdown summary linking the output files.
 
-    Listens to :mod:`flows.progress` (``document``/``record``) or is fed by hand (``set_progress``,
+    Listens to :mod:`pixtract.flows.progress` (``document``/``record``) or is fed by hand (``set_progress``,
     ``add``)."""
 
     def __init__(self, description: str, every: float = 1.0, alive=lambda: True) -> None:
@@ -388,7 +388,7 @@ class RunArtifacts:
         self._shown = -1.0
         self.id = _artifact_call(create_progress_artifact, progress=0.0, description=description)
 
-    # flows.progress listener
+    # pixtract.flows.progress listener
     def document(self, path: str, pages: int) -> None:
         self.total += pages
 

@@ -55,8 +55,8 @@ def _prefect_defaults(verbose: bool) -> None:
 
 def _setting(flag: str):
     """An argparse type for a declared setting: its type and range, the error naming the flag."""
-    from pipeline.config import SETTING_BY_FLAG
-    from pipeline.errors import UsageError
+    from pixtract.config import SETTING_BY_FLAG
+    from pixtract.errors import UsageError
 
     setting = SETTING_BY_FLAG[flag]
 
@@ -71,7 +71,7 @@ def _setting(flag: str):
 
 
 def _add_config_flags(p: argparse.ArgumentParser, with_out: bool = True) -> None:
-    from pipeline.config import PROFILES, SCOPES, TASKS
+    from pixtract.config import PROFILES, SCOPES, TASKS
 
     p.add_argument("paths", nargs="*", metavar="PATH", help="files, folders (recursive) or globs")
     p.add_argument("--job", metavar="FILE", help="job file (TOML) with inputs, tasks, models, outputs")
@@ -129,7 +129,7 @@ def _add_config_flags(p: argparse.ArgumentParser, with_out: bool = True) -> None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipeline import __version__
+    from pixtract import __version__
 
     p = argparse.ArgumentParser(prog="pixtract", description="Multimodal document extraction on Prefect.")
     p.add_argument("--version", action="version", version=f"pixtract {__version__}")
@@ -250,7 +250,7 @@ def flags_layer(args: argparse.Namespace) -> dict[str, Any]:
 
 def _task_flags(a: dict[str, Any]) -> list[dict[str, Any]] | None:
     """``--task`` (repeatable) with the options that belong to each task."""
-    from pipeline.errors import UsageError
+    from pixtract.errors import UsageError
 
     kinds = list(a.get("task") or [])
     if not kinds:
@@ -276,7 +276,7 @@ def _task_flags(a: dict[str, Any]) -> list[dict[str, Any]] | None:
 
 
 def _price_flag(value: str) -> tuple[str, str]:
-    from pipeline.errors import UsageError
+    from pixtract.errors import UsageError
 
     model, sep, price = value.rpartition("=")
     if not sep or not model:
@@ -287,7 +287,7 @@ def _price_flag(value: str) -> tuple[str, str]:
 
 def load_config(args: argparse.Namespace):
     """Profile defaults < job file < environment < flags."""
-    from pipeline.config import build_config, env_layer, load_job
+    from pixtract.config import build_config, env_layer, load_job
 
     job = load_job(args.job) if getattr(args, "job", None) else {}
     cfg = build_config(job, env_layer(), flags_layer(args), password=getattr(args, "password", None))
@@ -300,10 +300,10 @@ def check_run(cfg, overwrite: bool, while_waiting=None):
     output folder. ``while_waiting()`` is called between the two halves: work that may overlap
     the network (it is never reached on a plain usage error). Returns the preflight report;
     raises UsageError or ConfigError."""
-    from pipeline.discover import nothing_found
-    from pipeline.errors import UsageError
-    from pipeline.outputs import check_out_dir
-    from pipeline.preflight import preflight
+    from pixtract.discover import nothing_found
+    from pixtract.errors import UsageError
+    from pixtract.outputs import check_out_dir
+    from pixtract.preflight import preflight
 
     cfg.validate()
     cfg.check_prices()
@@ -321,8 +321,8 @@ def check_run(cfg, overwrite: bool, while_waiting=None):
 def cmd_run(args: argparse.Namespace) -> int:
     import threading
 
-    from pipeline.errors import UsageError
-    from pipeline.providers.errors import ConfigError
+    from pixtract.errors import UsageError
+    from pixtract.providers.errors import ConfigError
 
     from .interrupt import StallWatch
     from .localrun import LocalRun
@@ -379,7 +379,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _import_prefect() -> None:
-    import flows.batch  # noqa: F401 - imports Prefect and the flow
+    import pixtract.flows.batch  # noqa: F401 - imports Prefect and the flow
 
 
 def _use_managed_server(quiet: bool) -> bool:
@@ -404,8 +404,8 @@ def _use_managed_server(quiet: bool) -> bool:
 
 
 def _run(args: argparse.Namespace, cfg, local, stop_early, watch) -> int:
-    from pipeline.errors import UsageError
-    from pipeline.providers.errors import ConfigError
+    from pixtract.errors import UsageError
+    from pixtract.providers.errors import ConfigError
 
     from . import progress
     from .batch import run_batch
@@ -451,8 +451,8 @@ def _start_workers(cfg):
     """The run's MuPDF worker pool, its first worker starting in the background; returns what
     stops it. From the main thread the pool also guards SIGINT/SIGTERM; during the run the
     handlers of flows/interrupt.py take over (the workers then die with the process)."""
-    from pipeline.route import page_threads
-    from pipeline.workers import WorkerSettings, start_workers
+    from pixtract.route import page_threads
+    from pixtract.workers import WorkerSettings, start_workers
 
     return start_workers(WorkerSettings.for_run(cfg, page_threads(cfg)), prestart=True)
 
@@ -460,7 +460,7 @@ def _start_workers(cfg):
 def _answer_early(cfg, local, stop_workers):
     """Start the first pages now, while Prefect creates the flow run (pipeline/prefetch.py);
     returns what stops the workers at the end."""
-    from pipeline import prefetch
+    from pixtract import prefetch
 
     local.router = prefetch.router_for_run(cfg, local.stop, cfg.out)
     if local.preflight is not None:
@@ -501,14 +501,14 @@ class _JsonLog:
 
 
 def exit_code(summary: dict) -> int:
-    from pipeline import outcome
+    from pixtract import outcome
 
     return outcome.exit_code(summary)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from pipeline.doctor import format_checks, run_checks
-    from pipeline.errors import UsageError
+    from pixtract.doctor import format_checks, run_checks
+    from pixtract.errors import UsageError
 
     try:
         args.out = "."
@@ -524,7 +524,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from pipeline.errors import UsageError
+    from pixtract.errors import UsageError
 
     try:
         cfg = load_config(args)
@@ -537,7 +537,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def effective_config(cfg) -> dict:
     """The public configuration plus, per endpoint, where its key comes from and whether it is set."""
-    from pipeline.profiles import get_profile
+    from pixtract.profiles import get_profile
 
     d = cfg.public()
     for name in ("endpoint", "vision_alt"):
@@ -555,7 +555,7 @@ def effective_config(cfg) -> dict:
 
 def _check_key(cfg) -> None:
     """Fail fast, before Prefect starts, when a model profile has no key."""
-    from pipeline.providers import Endpoint
+    from pixtract.providers import Endpoint
 
     for spec in [cfg.endpoint] + ([cfg.vision_alt] if cfg.vision_alt else []):
         if spec.remote:
@@ -566,7 +566,7 @@ def _check_key(cfg) -> None:
 
 def report(summary: dict, out: str, quiet: bool = False) -> int:
     """The summary: its first line is the outcome (pipeline/outcome.py); the exit code matches."""
-    from pipeline.ledger import format_ledger
+    from pixtract.ledger import format_ledger
 
     by_status = summary.get("by_status", {})
     if quiet:  # one line: the outcome, what it cost, where
@@ -596,8 +596,8 @@ def report(summary: dict, out: str, quiet: bool = False) -> int:
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    from pipeline.errors import UsageError
-    from pipeline.estimate import estimate, format_estimate
+    from pixtract.errors import UsageError
+    from pixtract.estimate import estimate, format_estimate
 
     try:
         args.out = "."  # unused: estimate writes nothing
@@ -611,7 +611,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from pipeline.report import build_report
+    from pixtract.report import build_report
 
     if not os.path.exists(os.path.join(args.out_dir, "results.jsonl")):
         print(f"pixtract: error: {args.out_dir} has no results.jsonl (not a pixtract output folder)", file=sys.stderr)
@@ -621,8 +621,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_docling(args: argparse.Namespace) -> int:
-    from pipeline.docling_export import export_folder
-    from pipeline.errors import UsageError
+    from pixtract.docling_export import export_folder
+    from pixtract.errors import UsageError
 
     if not os.path.exists(os.path.join(args.out_dir, "manifest.json")):
         print(f"pixtract: error: {args.out_dir} has no manifest.json (not a finished pixtract output folder)",
@@ -638,7 +638,7 @@ def cmd_docling(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from pipeline.providers import Endpoint, ProviderError, make_client
+    from pixtract.providers import Endpoint, ProviderError, make_client
 
     try:
         client = make_client(Endpoint(profile=args.profile, base_url=args.base_url, vision_model=args.vision_model,
@@ -661,7 +661,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_server(args: argparse.Namespace) -> int:
-    from pipeline.errors import UsageError
+    from pixtract.errors import UsageError
 
     from . import server
 
@@ -745,7 +745,7 @@ def main(argv: list[str] | None = None) -> int:
                 "docling": cmd_docling, "doctor": cmd_doctor, "config": cmd_config, "server": cmd_server}
     if args.command in handlers:
         return handlers[args.command](args)
-    return args.handler(args)  # commands added by flows.schedule
+    return args.handler(args)  # commands added by pixtract.flows.schedule
 
 
 if __name__ == "__main__":

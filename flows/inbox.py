@@ -37,8 +37,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows import progress
-from flows.batch import (
+from pixtract.flows import progress
+from pixtract.flows.batch import (
     pdf_password,
     RunArtifacts,
     Slice,
@@ -47,19 +47,19 @@ from flows.batch import (
     extract_into,
     flow_state,
 )
-from pipeline.config import RunConfig, build_config, env_layer, load_job
-from pipeline.discover import DiscoveryFailure, discover
-from pipeline.errors import InputError, PixtractError, UsageError
-from pipeline.ledger import format_ledger
-from pipeline.manifest import build_manifest
-from pipeline.outputs import (
+from pixtract.config import RunConfig, build_config, env_layer, load_job
+from pixtract.discover import DiscoveryFailure, discover
+from pixtract.errors import InputError, PixtractError, UsageError
+from pixtract.ledger import format_ledger
+from pixtract.manifest import build_manifest
+from pixtract.outputs import (
     MANIFEST,
     WORK_DIR,
     OutputWriter,
     atomic_write,
     read_results,
 )
-from pipeline.records import (
+from pixtract.records import (
     BUDGET_EXCEEDED,
     INTERRUPTED,
     STATUS_FAILED,
@@ -69,9 +69,9 @@ from pipeline.records import (
     ErrorInfo,
     Record,
 )
-from pipeline.render import count_pages
-from pipeline.report import build_report
-from pipeline.workers import WorkerSettings, running_workers
+from pixtract.render import count_pages
+from pixtract.report import build_report
+from pixtract.workers import WorkerSettings, running_workers
 
 INDEX = "index.json"
 RUNS_DIR = "runs"
@@ -637,7 +637,7 @@ def _inbox_run(log, cfg: RunConfig, root: str, started: dt.datetime, part_deploy
 def _nothing_new(root: str, index_path: str, unchanged: int) -> None:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    from flows.batch import _artifact_call, _file_link
+    from pixtract.flows.batch import _artifact_call, _file_link
 
     _artifact_call(create_table_artifact, key="pixtract-pages", description="records per task, route and status",
                    table=[{"task": "-", "route": "-", "status": "-", "records": 0, "cost_usd": 0.0}])

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.outcome import SIGNAL_EXIT
+from pixtract.outcome import SIGNAL_EXIT
 
 from . import progress
 

@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.preflight import PreflightReport
+from pixtract.preflight import PreflightReport
 
 
 @dataclass

@@ -24,8 +24,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout: flows/ and pipeline/ live here
-PARENT_ENTRYPOINT = "flows.inbox.inbox_batch"  # module paths: importable on every worker
-PART_ENTRYPOINT = "flows.inbox.extract_part"
+PARENT_ENTRYPOINT = "pixtract.flows.inbox.inbox_batch"  # module paths: importable on every worker
+PART_ENTRYPOINT = "pixtract.flows.inbox.extract_part"
 DEFAULT_POOL = "pixtract"
 EXIT_OK, EXIT_USAGE = 0, 2
 
@@ -88,12 +88,12 @@ class _Usage(Exception):
 def _prepare(args: argparse.Namespace) -> tuple[str, str, dict]:
     """(job path, deployment name, parent parameters); raises _Usage."""
     _prefect_env()  # before anything imports Prefect
-    from pipeline.errors import UsageError
+    from pixtract.errors import UsageError
 
     job = os.path.abspath(args.job)
     try:
-        from flows.inbox import DEFAULT_PAGES_PER_PART
-        from pipeline.config import build_config, env_layer, load_job
+        from pixtract.flows.inbox import DEFAULT_PAGES_PER_PART
+        from pixtract.config import build_config, env_layer, load_job
 
         build_config(load_job(job), env_layer()).validate()
     except UsageError as e:
@@ -233,7 +233,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from prefect import serve
     from prefect.types.entrypoint import EntrypointType
 
-    from flows.inbox import extract_part, inbox_batch
+    from pixtract.flows.inbox import extract_part, inbox_batch
 
     parent = inbox_batch.to_deployment(name=name, schedules=[schedule], parameters=params, concurrency_limit=1,
                                        entrypoint_type=EntrypointType.MODULE_PATH, tags=["pixtract"],

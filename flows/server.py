@@ -55,7 +55,7 @@ def mode() -> str:
         return "external"
     chosen = (os.environ.get(MODE_ENV) or "managed").strip().lower()
     if chosen not in ("managed", "ephemeral"):
-        from pipeline.errors import UsageError
+        from pixtract.errors import UsageError
 
         raise UsageError(f"{MODE_ENV}={chosen!r}: choose managed or ephemeral")
     return chosen
@@ -70,7 +70,7 @@ def idle_seconds() -> float:
     except ValueError:
         value = -1
     if value <= 0:
-        from pipeline.errors import UsageError
+        from pixtract.errors import UsageError
 
         raise UsageError(f"{IDLE_ENV}={raw!r}: give the idle time in seconds (a positive number)")
     return value

@@ -42,13 +42,13 @@ class RenderTimeout(RenderError):
 
 
 class RenderCrashed(RenderError):
-    """The worker process rendering a page died (segfault, abort); see pipeline.workers."""
+    """The worker process rendering a page died (segfault, abort); see pixtract.workers."""
 
     type = "render_crashed"
 
 
 class RenderOutOfMemory(RenderError):
-    """A page needed more memory than a render worker may take; see pipeline.workers."""
+    """A page needed more memory than a render worker may take; see pixtract.workers."""
 
     type = "render_out_of_memory"
 

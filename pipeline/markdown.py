@@ -20,7 +20,7 @@ _BULLET = re.compile(r"^(?:[\u2022\u25cf\u25aa\u25a0\u00a2\u00a9\u00ab\u00b7*\-\
 
 
 def ocr_to_markdown(lines: list) -> str:
-    """OCR lines (pipeline.ocr.OcrLine, in reading order) to Markdown.
+    """OCR lines (pixtract.ocr.OcrLine, in reading order) to Markdown.
 
     Consecutive lines join into a paragraph when the gap between them is under about one line
     height; a line opening with a bullet starts a list item; a paragraph of lines much taller

@@ -1,6 +1,6 @@
 """Provider-neutral chat request/response model.
 
-Adapters in ``pipeline.providers`` map these objects onto each wire dialect;
+Adapters in ``pixtract.providers`` map these objects onto each wire dialect;
 nothing here knows about a particular API.
 """
 from __future__ import annotations

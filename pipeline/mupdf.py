@@ -84,7 +84,7 @@ def forget(doc: Document) -> None:
 
 
 def check_complexity(pdf: pymupdf.Document, page: pymupdf.Page, where: str) -> None:
-    """Refuse a page whose drawing would explode (see pipeline.complexity)."""
+    """Refuse a page whose drawing would explode (see pixtract.complexity)."""
     from .complexity import TooComplex, form_invocations
     from .errors import RenderError
 

@@ -35,7 +35,7 @@ def _engine():
         eng = RapidOCR(params={
             "Global.log_level": "error",
             "Global.return_word_box": True,
-            "Global.use_cls": False,  # pipeline.orientation turns whole pages instead
+            "Global.use_cls": False,  # pixtract.orientation turns whole pages instead
             "EngineConfig.onnxruntime.intra_op_num_threads": 1,
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
         })
@@ -71,7 +71,7 @@ def rapid_lines(image) -> list[OcrLine]:
 
 def recognise_score(crops: list) -> float:
     """Confident characters RapidOCR reads in cropped text images (no detection): how
-    pipeline.orientation compares turns of a page cheaply."""
+    pixtract.orientation compares turns of a page cheaply."""
     import numpy as np
 
     total = 0.0

@@ -1,6 +1,6 @@
 """Profile presets: dialect, default base URL, key variable and model IDs.
 
-Every field can be overridden on ``pipeline.providers.Endpoint``.
+Every field can be overridden on ``pixtract.providers.Endpoint``.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Profile:
     name: str
-    dialect: str | None  # adapter name in pipeline.providers.registry; None = no endpoint
+    dialect: str | None  # adapter name in pixtract.providers.registry; None = no endpoint
     base_url: str | None
     key_env: str | None
     vision_model: str | None
@@ -37,7 +37,7 @@ PROFILES: dict[str, Profile] = {
 
 
 def get_profile(name: str) -> Profile:
-    from pipeline.providers.errors import ConfigError
+    from pixtract.providers.errors import ConfigError
 
     try:
         return PROFILES[name]

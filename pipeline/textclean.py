@@ -7,7 +7,7 @@
   replaced by the ideographs they stand for (``見``), so the text can be searched;
 - running headers and footers of a page found by pattern, so that a single-page document loses
   its page number or "Revision: 2.4" line too (the document-wide check needs two pages);
-- for text-layer Markdown, what the page's glyphs show (pipeline.textlayer.LayerFixes): words
+- for text-layer Markdown, what the page's glyphs show (pixtract.textlayer.LayerFixes): words
   re-split where the layer lost its spaces, a drop cap put back on its word, table cells cut
   mid-word joined.
 """

@@ -56,7 +56,7 @@ UNKNOWN_GLYPHS, INTERLEAVED, INVISIBLE, HIDDEN = "unknown-glyphs", "interleaved"
 
 @dataclass
 class LayerFacts:
-    """What a page's text layer looks like, gathered in one MuPDF pass (pipeline.local)."""
+    """What a page's text layer looks like, gathered in one MuPDF pass (pixtract.local)."""
 
     text: str  # the layer's characters, in content order
     lines: list[tuple[float, int]] = field(default_factory=list)  # (baseline y, chars) per line, in content order
@@ -111,7 +111,7 @@ Glyph = tuple[str, float, float, float]  # character, x0, x1, font size
 
 @dataclass
 class LayerFixes:
-    """Corrections for a page's Markdown found from its glyphs (pipeline.textclean applies them)."""
+    """Corrections for a page's Markdown found from its glyphs (pixtract.textclean applies them)."""
 
     splits: dict[str, str] = field(default_factory=dict)  # "CompositionofthePretraining" -> "Composition of the Pretraining"
     drop_caps: list[tuple[str, str]] = field(default_factory=list)  # ("T", "he committee"): the cap and its line's start

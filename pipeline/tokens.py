@@ -12,7 +12,7 @@ import logging
 import math
 import threading
 
-from pipeline.messages import ChatRequest, Usage
+from pixtract.messages import ChatRequest, Usage
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def _to_mistral_request(request: ChatRequest):
 
 
 def _tid(tool_id: str) -> str:
-    from pipeline.providers.mistral import mistral_tool_id
+    from pixtract.providers.mistral import mistral_tool_id
 
     return mistral_tool_id(tool_id)
 
@@ -115,7 +115,7 @@ def estimate_prompt_tokens(request: ChatRequest, model: str | None = None) -> in
 
 def price_for(model: str):
     """The built-in price of ``model`` (a run's own table: ``prices.PriceTable.for_job``)."""
-    from pipeline.prices import PriceTable
+    from pixtract.prices import PriceTable
 
     return PriceTable().get(model)
 

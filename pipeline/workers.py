@@ -186,7 +186,7 @@ class _Worker:
         env = {k: v for k, v in os.environ.items() if not _SECRET_NAME.search(k)}
         env["PIXTRACT_WORKER_LIMITS"] = f"{settings.page_timeout}:{settings.memory_mb}:{os.getpid()}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-P", "-c", "from pipeline.workers import serve; serve()", str(from_parent), str(to_parent)],
+            [sys.executable, "-P", "-c", "from pixtract.workers import serve; serve()", str(from_parent), str(to_parent)],
             pass_fds=(from_parent, to_parent), stdin=subprocess.DEVNULL, env=env)
         os.close(from_parent)
         os.close(to_parent)

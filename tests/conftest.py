@@ -23,8 +23,29 @@ os.environ["PIXTRACT_PREFECT"] = "ephemeral"
 import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "fixtures" / "samples"
-REAL = ROOT / "fixtures" / "real"
+
+if "MUTANT_UNDER_TEST" in os.environ:
+    # `make mutate`: mutmut runs the tests in a copy of the tree whose pipeline/ holds the mutated
+    # code, and it picks each mutant by the module's own name (`pipeline.ledger`). The editable
+    # install maps `pixtract` to the checkout's pipeline/, so every `pixtract.X` import is served
+    # the copy's `pipeline.X` module instead (`pixtract.flows` stays the checkout's).
+    import importlib
+    import importlib.abc
+    import importlib.util
+    import sys
+
+    class _MutatedLibrary(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+        def find_spec(self, name, path=None, target=None):
+            if name == "pixtract" or (name.startswith("pixtract.") and not name.startswith("pixtract.flows")):
+                return importlib.util.spec_from_loader(name, self)
+
+        def create_module(self, spec):
+            return importlib.import_module("pipeline" + spec.name[len("pixtract"):])
+
+        def exec_module(self, module):
+            pass
+
+    sys.meta_path.insert(0, _MutatedLibrary())
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,10 @@ fall back (empty, cut off, provider error, no JSON, no chart table), each with i
 
 import pytest
 
-from pipeline import answers
-from pipeline.answers import AnswerError, answer_text, parse_chart, parse_json, validate
-from pipeline.messages import ChatResponse, ToolCall
-from pipeline.route import Router, _RungFailed
+from pixtract import answers
+from pixtract.answers import AnswerError, answer_text, parse_chart, parse_json, validate
+from pixtract.messages import ChatResponse, ToolCall
+from pixtract.route import Router, _RungFailed
 
 
 @pytest.mark.parametrize("resp,kind,message", [

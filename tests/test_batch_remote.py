@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from flows.cli import EXIT_DEGRADED, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, main
-from pipeline import outputs
-from pipeline.outputs import read_results
+from pixtract.flows.cli import EXIT_DEGRADED, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, main
+from pixtract import outputs
+from pixtract.outputs import read_results
 from tests.emulator.helpers import FAKE_KEY
 
 pytestmark = pytest.mark.prefect
@@ -143,11 +143,11 @@ def test_missing_key_is_a_usage_error(tmp_path, samples, monkeypatch, capsys):
 
 
 def test_estimate_counts_exact_tokens_and_sends_nothing(emu, tmp_path, samples, capsys):
-    from pipeline import prompts, tokens
-    from pipeline.config import RunConfig
-    from pipeline.discover import identify
-    from pipeline.messages import ImagePart
-    from pipeline.render import render_page
+    from pixtract import prompts, tokens
+    from pixtract.config import RunConfig
+    from pixtract.discover import identify
+    from pixtract.messages import ImagePart
+    from pixtract.render import render_page
 
     assert main(["estimate", str(samples / "report.pdf"), "--profile", "mistral", "--json"]) == EXIT_OK
     est = json.loads(capsys.readouterr().out)

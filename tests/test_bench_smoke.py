@@ -63,8 +63,8 @@ def test_shipped_png_is_lossless():
     import pymupdf
     from PIL import Image
 
-    from pipeline.mupdf import page_text
-    from pipeline.render import png_from_samples
+    from pixtract.mupdf import page_text
+    from pixtract.render import png_from_samples
 
     pdf = pymupdf.open()
     page = pdf.new_page()
@@ -127,7 +127,7 @@ def test_memory_and_overhead_benchmarks(work):
 def test_overhead_chunks_like_the_flow():
     import bench_overhead
 
-    from flows.batch import PAGES_PER_TASK
+    from pixtract.flows.batch import PAGES_PER_TASK
 
     assert bench_overhead.PAGES_PER_TASK == PAGES_PER_TASK
 

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from pipeline.cache import KEY_VERSION, AnswerCache, cache_key
-from pipeline.config import EndpointSpec, OcrOptions, RunConfig, TaskSpec, fingerprint
-from pipeline.records import ErrorInfo, Record
+from pixtract.cache import KEY_VERSION, AnswerCache, cache_key
+from pixtract.config import EndpointSpec, OcrOptions, RunConfig, TaskSpec, fingerprint
+from pixtract.records import ErrorInfo, Record
 
 PARTS = dict(sha256="ab" * 32, page=3, pages=None, region=None, render={"max_edge": 1024}, task="ask",
              prompt="p", question="What?", schema=None, system=None, temperature=0.0, seed=7, max_tokens=512,

@@ -10,12 +10,12 @@ import pymupdf
 import pytest
 from PIL import Image
 
-from pipeline import charts, mupdf
-from pipeline.charts import ChartRegion, chart_regions_for, find_chart_regions, render_region
-from pipeline.discover import identify
-from pipeline.errors import RenderError
-from pipeline.records import RenderSettings
-from pipeline.render import render_page
+from pixtract import charts, mupdf
+from pixtract.charts import ChartRegion, chart_regions_for, find_chart_regions, render_region
+from pixtract.discover import identify
+from pixtract.errors import RenderError
+from pixtract.records import RenderSettings
+from pixtract.render import render_page
 
 
 def _doc(path):

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from flows.cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, main
+from pixtract.flows.cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, main
 from tests.emulator.helpers import FAKE_KEY
 
 

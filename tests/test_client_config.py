@@ -5,11 +5,11 @@ import time
 
 import pytest
 
-from pipeline.profiles import PROFILES
-from pipeline.providers import ConfigError, Endpoint, make_client
-from pipeline.providers.errors import redact, register_secret
-from pipeline.providers.limits import AdaptiveLimiter
-from pipeline.providers.retry import RetryPolicy, parse_retry_after
+from pixtract.profiles import PROFILES
+from pixtract.providers import ConfigError, Endpoint, make_client
+from pixtract.providers.errors import redact, register_secret
+from pixtract.providers.limits import AdaptiveLimiter
+from pixtract.providers.retry import RetryPolicy, parse_retry_after
 from tests.emulator import Emulator
 from tests.emulator.helpers import FAKE_KEY, PROFILES as EMU_PROFILES, endpoint_for
 
@@ -128,7 +128,7 @@ def test_list_models_each_dialect(emu, profile):
 
 
 def test_client_is_thread_safe(emu):
-    from pipeline.messages import ChatRequest, Message
+    from pixtract.messages import ChatRequest, Message
 
     with make_client(endpoint_for(emu, "mistral", concurrency=4)) as c:
         out = []

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from pipeline.messages import ChatRequest, Message
-from pipeline.providers import make_client
-from pipeline.providers.errors import (AuthError, BadRequest, ContextTooLong, FinalError, ModelGoneError,
+from pixtract.messages import ChatRequest, Message
+from pixtract.providers import make_client
+from pixtract.providers.errors import (AuthError, BadRequest, ContextTooLong, FinalError, ModelGoneError,
                                        PayloadTooLarge, PaymentRequired, PermissionDenied, ProviderError,
                                        RateLimitError, RetryableError, UnprocessableError)
 from tests.emulator.helpers import FAKE_KEY, endpoint_for, png
@@ -170,7 +170,7 @@ def test_aimd_shrinks_on_429_and_grows_back(emu):
     """Over real concurrency: the server admits 2 of 16 threads at a time; the client's limit must
     come down from 8 and, once the server admits everyone, climb back (exact steps: test_client_timing)."""
     emu.configure(max_concurrency=2, latency=0.05)
-    from pipeline.providers.limits import AdaptiveLimiter
+    from pixtract.providers.limits import AdaptiveLimiter
 
     ep = endpoint_for(emu, "openai", concurrency=8, backoff_base=0.02)
     with make_client(ep) as c:
@@ -190,7 +190,7 @@ def test_aimd_shrinks_on_429_and_grows_back(emu):
 
 
 def test_client_limits_raise_before_any_request(emu):
-    from pipeline.providers.errors import ClientLimitError, RequestTooLarge
+    from pixtract.providers.errors import ClientLimitError, RequestTooLarge
 
     with make_client(endpoint_for(emu, "mistral")) as c:
         nine = ChatRequest([Message.user("x", *[png(16, 16)] * 9)])

@@ -6,11 +6,11 @@ import random
 import httpx
 import pytest
 
-from pipeline.messages import ChatRequest, Message
-from pipeline.providers import Endpoint, make_client
-from pipeline.providers.errors import RateLimitError, ServerError
-from pipeline.providers.limits import RATE_HOLD, AdaptiveLimiter, RateGate, for_endpoint
-from pipeline.providers.retry import RetryPolicy
+from pixtract.messages import ChatRequest, Message
+from pixtract.providers import Endpoint, make_client
+from pixtract.providers.errors import RateLimitError, ServerError
+from pixtract.providers.limits import RATE_HOLD, AdaptiveLimiter, RateGate, for_endpoint
+from pixtract.providers.retry import RetryPolicy
 from tests.helpers import FakeClock
 
 OK = {"id": "c1", "object": "chat.completion", "model": "v", "created": 1,

@@ -6,8 +6,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from pipeline.providers import ADAPTERS, Endpoint
-from pipeline.providers.sse import iter_sse
+from pixtract.providers import ADAPTERS, Endpoint
+from pixtract.providers.sse import iter_sse
 
 EX = Path(__file__).resolve().parents[1] / "fixtures" / "api" / "examples"
 API = EX.parent

@@ -7,9 +7,9 @@ import httpx
 import jsonschema
 import pytest
 
-from pipeline.messages import ChatRequest, ImagePart, Message, ResponseFormat, TextPart, Tool, ToolCall
-from pipeline.providers import ADAPTERS, Endpoint, make_client
-from pipeline.providers.mistral import mistral_tool_id
+from pixtract.messages import ChatRequest, ImagePart, Message, ResponseFormat, TextPart, Tool, ToolCall
+from pixtract.providers import ADAPTERS, Endpoint, make_client
+from pixtract.providers.mistral import mistral_tool_id
 from tests.emulator import Emulator
 from tests.emulator.helpers import FAKE_KEY, PROFILES, endpoint_for, png
 
@@ -91,7 +91,7 @@ def test_anthropic_documented_shape():
 
 
 def test_stop_limit_and_mistral_tool_id_mapping():
-    from pipeline.providers.errors import ClientLimitError
+    from pixtract.providers.errors import ClientLimitError
 
     ep = Endpoint(profile="openrouter", base_url="http://x", api_key="k").resolved()
     with pytest.raises(ClientLimitError):

@@ -13,8 +13,8 @@ from pathlib import Path
 import pymupdf
 import pytest
 
-from flows.cli import EXIT_OK, main
-from pipeline.outputs import read_results
+from pixtract.flows.cli import EXIT_OK, main
+from pixtract.outputs import read_results
 from tests.emulator.helpers import FAKE_KEY
 
 pytestmark = pytest.mark.prefect

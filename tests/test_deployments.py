@@ -39,7 +39,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipeline.outputs import read_results
+from pixtract.outputs import read_results
 from tests.emulator.emulator import Emulator
 from tests.emulator.helpers import FAKE_KEY
 
@@ -282,7 +282,7 @@ def scenario(tmp_path_factory, samples):
         # meanwhile, the flow called in a process of its own with no part deployment: the parts
         # run one after another as subflows (OpenRouter's dialect, so the Mistral count stays apart)
         job_p = _job(tmp / "job_p.toml", emu, inbox, "out_p", secret="mistral-key", profile="openrouter")
-        inproc = stack.start("inproc", [sys.executable, "-c", "import sys; from flows.inbox import inbox_batch; "
+        inproc = stack.start("inproc", [sys.executable, "-c", "import sys; from pixtract.flows.inbox import inbox_batch; "
                                         "s = inbox_batch(job=sys.argv[1], pages_per_part=2, return_state=True); "
                                         "sys.exit(0 if s.name == 'Incomplete' else 1)", str(job_p)])
         job_b = _job(tmp / "job_b.toml", emu, inbox, "out_b", secret="mistral-key")
@@ -331,7 +331,7 @@ def scenario(tmp_path_factory, samples):
 
 @pytest.mark.parametrize("command", ["deploy", "serve"])
 def test_usage_errors_before_anything_is_registered(command, tmp_path, capsys, monkeypatch):
-    from flows.cli import EXIT_USAGE, main
+    from pixtract.flows.cli import EXIT_USAGE, main
 
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     job = tmp_path / "job.toml"
@@ -434,8 +434,8 @@ def test_serve_runs_the_same_batch_from_one_process(scenario):
 def test_prefect_yaml_deploys(scenario):
     deps = [d for d in scenario["api"]["deployments"] if d["name"] == "nightly"]
     by_entry = {d["entrypoint"]: d for d in deps}
-    assert set(by_entry) == {"flows.inbox.inbox_batch", "flows.inbox.extract_part"}
-    parent = by_entry["flows.inbox.inbox_batch"]
+    assert set(by_entry) == {"pixtract.flows.inbox.inbox_batch", "pixtract.flows.inbox.extract_part"}
+    parent = by_entry["pixtract.flows.inbox.inbox_batch"]
     assert parent["parameters"] == {"job": str(scenario["tmp"] / "job_yaml.toml"),
                                     "part_deployment": "extract-part/nightly", "pages_per_part": 50}
     assert [(s["schedule"]["cron"], s["active"]) for s in parent["schedules"]] == [("0 2 * * *", True)]
@@ -470,7 +470,7 @@ def test_cron_schedule_registered(scenario):
                                     "part_deployment": f"extract-part/{NAME}", "pages_per_part": 2}
     assert parent["work_pool_name"] == POOL and parent["global_concurrency_limit"]["limit"] == 1
     [child] = [d for d in deps.values() if d["name"] == NAME and not d["parameters"].get("job")]
-    assert child["work_pool_name"] == POOL and child["entrypoint"] == "flows.inbox.extract_part"
+    assert child["work_pool_name"] == POOL and child["entrypoint"] == "pixtract.flows.inbox.extract_part"
 
 
 @pytest.mark.xfail(_sqlalchemy_2_1(), strict=True,

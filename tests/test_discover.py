@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.discover import DiscoveryFailure, discover, expand, identify
-from pipeline.records import Document
+from pixtract.discover import DiscoveryFailure, discover, expand, identify
+from pixtract.records import Document
 from tests.helpers import without_root_rights
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +57,7 @@ def test_unreadable_permissions(tmp_path, samples):
     p = tmp_path / "locked.pdf"
     shutil.copy(samples / "report.pdf", p)
     p.chmod(0)
-    code = ("import sys; from pipeline.discover import identify; g = identify(sys.argv[1]); "
+    code = ("import sys; from pixtract.discover import identify; g = identify(sys.argv[1]); "
             "print(type(g).__name__, g.error.type if hasattr(g, 'error') else '-', g.error if hasattr(g, 'error') else '')")
     done = subprocess.run([sys.executable, "-c", code, str(p)], cwd=ROOT, capture_output=True, text=True,
                           timeout=60, preexec_fn=without_root_rights)

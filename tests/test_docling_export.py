@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from pipeline import grounding, local
-from pipeline.discover import identify
-from pipeline.docling_export import layout_to_docling
-from pipeline.layout import document_layout, save_page_words
-from pipeline.records import Record, RenderSettings
-from pipeline.render import render_page
+from pixtract import grounding, local
+from pixtract.discover import identify
+from pixtract.docling_export import layout_to_docling
+from pixtract.layout import document_layout, save_page_words
+from pixtract.records import Record, RenderSettings
+from pixtract.render import render_page
 
 S = RenderSettings()
 docling = pytest.importorskip("docling_core.types.doc")  # installed by the test extras
@@ -44,7 +44,7 @@ def test_a_layout_becomes_a_valid_docling_document_with_its_boxes(samples, tmp_p
 
 
 def test_the_docling_command_writes_one_file_per_layout(samples, tmp_path):
-    from flows.cli import main
+    from pixtract.flows.cli import main
 
     layout = _layout(samples, tmp_path)
     (tmp_path / "report.json").write_text(json.dumps(layout))

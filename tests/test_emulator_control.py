@@ -12,8 +12,8 @@ import httpx
 import jsonschema
 import pytest
 
-from pipeline.messages import ChatRequest, Message, ResponseFormat, Tool
-from pipeline.providers import make_client
+from pixtract.messages import ChatRequest, Message, ResponseFormat, Tool
+from pixtract.providers import make_client
 from tests.emulator import RemoteEmulator
 from tests.emulator.helpers import FAKE_KEY, endpoint_for, png
 

@@ -12,8 +12,8 @@ from collections import Counter
 import pymupdf
 import pytest
 
-from flows.cli import main
-from pipeline.outputs import read_results
+from pixtract.flows.cli import main
+from pixtract.outputs import read_results
 from tests.emulator.helpers import FAKE_KEY, PROFILES
 
 pytestmark = pytest.mark.prefect

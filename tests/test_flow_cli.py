@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from flows.cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, main
-from pipeline.outputs import read_results
+from pixtract.flows.cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, main
+from pixtract.outputs import read_results
 
 pytestmark = pytest.mark.prefect
 
@@ -111,7 +111,7 @@ def test_flow_ran_in_prefect(batch):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId
 
-    from pipeline.config import fingerprint
+    from pixtract.config import fingerprint
 
     _, out = batch
 
@@ -183,8 +183,8 @@ def test_pages_go_to_prefect_in_chunks_across_documents(tmp_path, monkeypatch):
     across document boundaries; every page still ends as its own record, in order."""
     import pymupdf
 
-    from flows.batch import PAGES_PER_TASK
-    from pipeline.route import Router
+    from pixtract.flows.batch import PAGES_PER_TASK
+    from pixtract.route import Router
 
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -214,9 +214,9 @@ def test_pages_go_to_prefect_in_chunks_across_documents(tmp_path, monkeypatch):
 
 def test_pixtract_does_not_load_the_layout_model_until_the_local_engine_needs_it():
     """PyMuPDF imports its layout package (ONNX Runtime, ~80 MB) eagerly; pixtract defers it."""
-    code = ("import sys, flows.cli, flows.batch\n"
+    code = ("import sys, pixtract.flows.cli, pixtract.flows.batch\n"
             "print('onnxruntime' in sys.modules, 'pymupdf4llm' in sys.modules)\n"
-            "from pipeline import local\nfrom pipeline.discover import identify\n"
+            "from pixtract import local\nfrom pixtract.discover import identify\n"
             "md = local.text_layer_markdown(identify('fixtures/samples/report.pdf'), 1)\n"
             "import pymupdf4llm\nprint(pymupdf4llm._use_layout, md.startswith('# **Northwind'))\n")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -229,8 +229,8 @@ def test_malloc_settings_keep_the_local_engine_flat_across_threads(samples, tmp_
     leave ~400 MB more RSS cached in per-thread arenas (bench/README.md has the figures). Tuned,
     the threads share at most ARENA_MAX arenas: counted exactly from glibc's malloc_info, not
     from an RSS window that moves with the machine's load."""
-    code = ("import ctypes, sys, flows\nfrom pipeline import malloc\nfrom concurrent.futures import ThreadPoolExecutor\n"
-            "from pipeline import local\nfrom pipeline.discover import identify\n"
+    code = ("import ctypes, sys, pixtract.flows\nfrom pixtract import malloc\nfrom concurrent.futures import ThreadPoolExecutor\n"
+            "from pixtract import local\nfrom pixtract.discover import identify\n"
             "doc = identify(sys.argv[1]); local.text_layer_markdown(doc, 1)\n"
             "with ThreadPoolExecutor(8) as ex: list(ex.map(lambda i: local.text_layer_markdown(doc, 1 + i % 3), range(48)))\n"
             "libc = ctypes.CDLL(None); libc.fopen.restype = ctypes.c_void_p\n"

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import answers
-from pipeline.messages import ChatRequest, ChatResponse, Message
-from pipeline.providers import Endpoint, ProviderError, make_client
-from pipeline.providers.sse import iter_sse
+from pixtract import answers
+from pixtract.messages import ChatRequest, ChatResponse, Message
+from pixtract.providers import Endpoint, ProviderError, make_client
+from pixtract.providers.sse import iter_sse
 
 DIALECT_PROFILES = ["mistral", "openrouter", "modelslab", "modelslab-anthropic", "openai"]
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

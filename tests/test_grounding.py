@@ -5,11 +5,11 @@ import os
 
 import pytest
 
-from pipeline import grounding, pagewords
-from pipeline.discover import identify
-from pipeline.ocr import OcrWord, line_of
-from pipeline.records import PageWords, Record, RenderSettings, Word
-from pipeline.render import render_page
+from pixtract import grounding, pagewords
+from pixtract.discover import identify
+from pixtract.ocr import OcrWord, line_of
+from pixtract.records import PageWords, Record, RenderSettings, Word
+from pixtract.render import render_page
 
 HERE = os.path.dirname(__file__)
 NDA = os.path.join(HERE, "..", "fixtures", "real", "kleister_nda")
@@ -109,7 +109,7 @@ def test_printed_forms_of_dates_and_amounts():
 @pytest.mark.parametrize("turn", [0, 90, 180, 270])
 def test_ocr_word_boxes_are_turned_back_into_page_coordinates(turn):
     """A word at (100, 50)-(160, 70) of a 400x300 image, read after turning the image."""
-    from pipeline.records import Document, Page
+    from pixtract.records import Document, Page
 
     w_img, h_img = 400, 300
     box = {0: (100, 50, 160, 70), 90: (300 - 70, 100, 300 - 50, 160), 180: (400 - 160, 300 - 70, 400 - 100, 300 - 50),

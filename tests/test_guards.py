@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.guards import Budget, BudgetExceeded, CircuitBreaker
+from pixtract.guards import Budget, BudgetExceeded, CircuitBreaker
 
 
 def test_budget_admits_up_to_the_limit_and_refuses_past_it():

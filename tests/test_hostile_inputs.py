@@ -61,10 +61,10 @@ def _worker() -> None:
     a 'done' line with the outcome. Runs in its own process, with cwd = the corpus."""
     import traceback
 
-    from pipeline.discover import DiscoveryFailure, discover
-    from pipeline.errors import InputError
-    from pipeline.records import RenderSettings
-    from pipeline.render import count_pages, render_page
+    from pixtract.discover import DiscoveryFailure, discover
+    from pixtract.errors import InputError
+    from pixtract.records import RenderSettings
+    from pixtract.render import count_pages, render_page
 
     proto = os.fdopen(os.dup(1), "w")  # the protocol; anything else printed goes to stderr
     os.dup2(2, 1)
@@ -344,7 +344,7 @@ def test_generator_is_quick_and_complete(corpus):
 def test_discovery_walk_over_the_corpus(corpus, monkeypatch):
     """A folder walk finds each regular input once, does not follow folder symlinks (no endless
     loop through links/parent), reads a symlinked file once, and never opens the FIFO."""
-    from pipeline.discover import discover
+    from pixtract.discover import discover
 
     monkeypatch.chdir(corpus.unit)
     t0 = time.monotonic()
@@ -353,7 +353,7 @@ def test_discovery_walk_over_the_corpus(corpus, monkeypatch):
     assert len(paths) == len(set(paths))
     assert not any(p.startswith("links/parent/") for p in paths)
     assert "links/via_link.png" not in paths and "links/target.png" in paths
-    from pipeline.discover import display_path
+    from pixtract.discover import display_path
 
     for rel, case in corpus.cases.items():
         shown = display_path(rel)  # a name that is not UTF-8 is recorded with escapes
@@ -370,7 +370,7 @@ def test_discovery_walk_over_the_corpus(corpus, monkeypatch):
 @pytest.fixture(scope="module")
 def batch(corpus):
     """One `pixtract run CORPUS --out OUT` over everything but the quarantined cases."""
-    from flows.cli import main
+    from pixtract.flows.cli import main
 
     base, target = corpus.base, corpus.target
     quarantine = base / "quarantine"
@@ -419,7 +419,7 @@ def _tree(base: Path, skip: Path) -> dict[str, tuple]:
 
 
 def e2e_problems(b: dict, rel: str) -> list[str]:
-    from pipeline.discover import display_path
+    from pixtract.discover import display_path
 
     case = b["cases"][rel]
     doc = display_path(str(b["target"] / rel))  # names that are not UTF-8 are recorded with escapes
@@ -481,7 +481,7 @@ def test_e2e_exit_code_and_one_record_per_page_or_failed_file(batch):
     assert not problems, "\n".join(problems)
     keys = [(r["document"], r["page"], r["task"]) for r in batch["records"]]
     assert len(keys) == len(set(keys)), "duplicate records"
-    from pipeline.discover import display_path
+    from pixtract.discover import display_path
 
     known = {display_path(str(batch["target"] / rel)) for rel in batch["cases"]}
     assert {r["document"] for r in batch["records"]} <= known
@@ -545,7 +545,7 @@ def test_e2e_known_defect(batch, path):
 @pytest.mark.prefect
 @pytest.mark.timeout(240)
 def test_e2e_encrypted_pdf_with_password_is_answered(batch, tmp_path, monkeypatch):
-    from flows.cli import main
+    from pixtract.flows.cli import main
 
     monkeypatch.delenv(PASSWORD_ENV, raising=False)  # restored at teardown (see the env-leak test)
     out = tmp_path / "out"
@@ -562,7 +562,7 @@ def test_e2e_encrypted_pdf_with_password_is_answered(batch, tmp_path, monkeypatc
 @pytest.mark.prefect
 @pytest.mark.timeout(240)
 def test_e2e_password_not_left_in_environment(batch, tmp_path, monkeypatch):
-    from flows.cli import main
+    from pixtract.flows.cli import main
 
     monkeypatch.delenv(PASSWORD_ENV, raising=False)
     main(["run", str(batch["target"] / "img/cmyk.jpg"), "--out", str(tmp_path / "o"), "--no-progress",
@@ -573,7 +573,7 @@ def test_e2e_password_not_left_in_environment(batch, tmp_path, monkeypatch):
 @pytest.mark.prefect
 @pytest.mark.timeout(240)
 def test_e2e_undecodable_file_name_does_not_crash_the_batch(batch, tmp_path, monkeypatch):
-    from flows.cli import main
+    from pixtract.flows.cli import main
 
     src = batch["target"] / "names" / os.fsdecode(b"latin1-caf\xe9.pdf")
     if not src.exists():

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from flows.inbox import (
+from pixtract.flows.inbox import (
     InboxError,
     InboxIndex,
     PartSpec,
@@ -22,11 +22,11 @@ from flows.inbox import (
     plan_parts,
     run_name,
 )
-from pipeline.config import RunConfig
-from pipeline.discover import DiscoveryFailure, discover
-from pipeline.errors import UnreadableFile, UsageError
-from pipeline.outputs import OutputWriter, read_results
-from pipeline.records import Document, ErrorInfo, Record
+from pixtract.config import RunConfig
+from pixtract.discover import DiscoveryFailure, discover
+from pixtract.errors import UnreadableFile, UsageError
+from pixtract.outputs import OutputWriter, read_results
+from pixtract.records import Document, ErrorInfo, Record
 
 
 def doc(path: str, sha: str) -> Document:

@@ -12,7 +12,7 @@ import time
 import pymupdf
 import pytest
 
-from pipeline.outputs import read_results
+from pixtract.outputs import read_results
 from tests.emulator.helpers import FAKE_KEY
 
 pytestmark = pytest.mark.prefect
@@ -38,7 +38,7 @@ def chats(emu):
 
 def start(emu, inputs, out):
     env = dict(os.environ, MISTRAL_API_KEY=FAKE_KEY)
-    cmd = [sys.executable, "-m", "flows.cli", "run", str(inputs), "--out", str(out), "--no-progress",
+    cmd = [sys.executable, "-m", "pixtract.flows.cli", "run", str(inputs), "--out", str(out), "--no-progress",
            "--profile", "mistral", "--base-url", emu.base_url("mistral"), "--concurrency", "2"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL, start_new_session=True)

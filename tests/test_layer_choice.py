@@ -1,4 +1,4 @@
-"""The page-level choice of source (pipeline.textlayer.layer_problem, pipeline.local): a text
+"""The page-level choice of source (pixtract.textlayer.layer_problem, pixtract.local): a text
 layer with unknown glyphs, lines interleaved character by character, text invisible over a scan
 or hidden under an image is not trusted; the page is OCRed and the record says why."""
 
@@ -8,11 +8,11 @@ import pymupdf
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from pipeline import local
-from pipeline.discover import identify
-from pipeline.records import RenderSettings
-from pipeline.render import render_page
-from pipeline.textlayer import (HIDDEN, INTERLEAVED, INVISIBLE, UNKNOWN_GLYPHS, LayerFacts,
+from pixtract import local
+from pixtract.discover import identify
+from pixtract.records import RenderSettings
+from pixtract.render import render_page
+from pixtract.textlayer import (HIDDEN, INTERLEAVED, INVISIBLE, UNKNOWN_GLYPHS, LayerFacts,
                                 layer_problem)
 
 S = RenderSettings()

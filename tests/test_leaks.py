@@ -8,9 +8,9 @@ import traceback
 
 import pytest
 
-from pipeline.messages import ChatRequest, Message
-from pipeline.providers import ProviderError, make_client
-from pipeline.providers import errors as provider_errors
+from pixtract.messages import ChatRequest, Message
+from pixtract.providers import ProviderError, make_client
+from pixtract.providers import errors as provider_errors
 from tests.emulator.helpers import PROFILES, endpoint_for, png
 
 KEY_SHAPES = {

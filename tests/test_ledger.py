@@ -1,8 +1,8 @@
 """The page ledger on its own: each way a record can go missing, be doubled or be miscounted
 must show as an unbalanced ledger (these are the mutations the flow tests cannot see)."""
 
-from pipeline.ledger import Ledger, format_ledger, unit_key
-from pipeline.records import ErrorInfo, Record
+from pixtract.ledger import Ledger, format_ledger, unit_key
+from pixtract.records import ErrorInfo, Record
 
 
 def rec(page, status="ok", task="transcribe", route="vision", question=None, region=None, doc="a.pdf",

@@ -4,11 +4,11 @@ import re
 
 import pytest
 
-from pipeline import local, ocr
-from pipeline.discover import identify
-from pipeline.errors import OCRError
-from pipeline.records import ROUTE_LOCAL_OCR, ROUTE_LOCAL_TEXT, RenderSettings
-from pipeline.render import render_page
+from pixtract import local, ocr
+from pixtract.discover import identify
+from pixtract.errors import OCRError
+from pixtract.records import ROUTE_LOCAL_OCR, ROUTE_LOCAL_TEXT, RenderSettings
+from pixtract.render import render_page
 
 from .helpers import missing_words
 

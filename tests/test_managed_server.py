@@ -28,7 +28,7 @@ def env_for(data: Path, idle: float = 600, **extra) -> dict:
 
 
 def pixtract(env, *args, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", *map(str, args)], env=env, cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "pixtract.flows.cli", *map(str, args)], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
                             start_new_session=True, **kw)
 
@@ -59,7 +59,7 @@ def wait_for(cond, timeout: float, what: str):
 
 
 def stop_server(data: Path) -> None:
-    subprocess.run([sys.executable, "-m", "flows.cli", "server", "stop"], env=env_for(data), cwd=ROOT,
+    subprocess.run([sys.executable, "-m", "pixtract.flows.cli", "server", "stop"], env=env_for(data), cwd=ROOT,
                    capture_output=True, timeout=60)
 
 
@@ -125,17 +125,17 @@ def test_a_killed_server_is_noticed_and_replaced(data, samples, tmp_path):
 
 def test_server_commands(data):
     env = env_for(data)
-    status = subprocess.run([sys.executable, "-m", "flows.cli", "server", "status"], env=env, cwd=ROOT,
+    status = subprocess.run([sys.executable, "-m", "pixtract.flows.cli", "server", "status"], env=env, cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert status.returncode == 1 and "no Prefect server running" in status.stdout
-    start = subprocess.run([sys.executable, "-m", "flows.cli", "server", "start"], env=env, cwd=ROOT,
+    start = subprocess.run([sys.executable, "-m", "pixtract.flows.cli", "server", "start"], env=env, cwd=ROOT,
                            capture_output=True, text=True, timeout=300)
     assert start.returncode == 0 and "started at http://127.0.0.1:" in start.stdout
-    status = subprocess.run([sys.executable, "-m", "flows.cli", "server", "status"], env=env, cwd=ROOT,
+    status = subprocess.run([sys.executable, "-m", "pixtract.flows.cli", "server", "status"], env=env, cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert status.returncode == 0 and "0 run(s) in progress" in status.stdout
     pid = state(data)["pid"]
-    stop = subprocess.run([sys.executable, "-m", "flows.cli", "server", "stop"], env=env, cwd=ROOT,
+    stop = subprocess.run([sys.executable, "-m", "pixtract.flows.cli", "server", "stop"], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert stop.returncode == 0 and "stopped" in stop.stdout
     assert not alive(pid) and state(data) is None
@@ -149,7 +149,7 @@ def test_server_commands(data):
 ])
 def test_a_usage_error_comes_before_prefect_is_imported(tmp_path, argv):
     argv = [a.replace("OUT", str(tmp_path / "out")) for a in argv]
-    code = (f"import sys; from flows.cli import main\n"
+    code = (f"import sys; from pixtract.flows.cli import main\n"
             f"try:\n    rc = main({argv!r})\nexcept SystemExit as e:\n    rc = e.code\n"
             f"print(rc, sorted(m for m in sys.modules if m == 'prefect' or m.startswith('prefect.')))")
     done = subprocess.run([sys.executable, "-c", code], env=env_for(tmp_path / "data"), cwd=ROOT,

@@ -9,12 +9,12 @@ import re
 import pytest
 from PIL import Image
 
-from pipeline import local, ocr, orientation
-from pipeline.config import build_config
-from pipeline.discover import identify
-from pipeline.errors import UsageError
-from pipeline.records import ROUTE_LOCAL_OCR, RenderSettings
-from pipeline.render import render_page
+from pixtract import local, ocr, orientation
+from pixtract.config import build_config
+from pixtract.discover import identify
+from pixtract.errors import UsageError
+from pixtract.records import ROUTE_LOCAL_OCR, RenderSettings
+from pixtract.render import render_page
 
 from .helpers import missing_words
 
@@ -57,7 +57,7 @@ def test_the_default_engine_is_tesseract_and_rapidocr_is_one_option_away(samples
 @pytest.mark.parametrize("options", [RAPID, TESS], ids=["rapidocr", "tesseract"])
 def test_both_engines_return_words_with_boxes_and_confidences(samples, expected, options):
     doc = identify(str(samples / "scanned.pdf"))
-    from pipeline.render import ocr_image
+    from pixtract.render import ocr_image
 
     read = local.ocr_page(ocr_image(doc, 1, S), options)
     words = [w for ln in read.lines for w in ln.words]
@@ -80,7 +80,7 @@ def test_tesseract_is_selectable_per_run(samples, expected):
 def test_a_turned_scan_is_read_upright_and_the_record_says_so(tmp_path, samples, expected, turn, options):
     # The sample scan, turned as a scanner or phone would have stored it.
     doc = identify(str(samples / "scanned.pdf"))
-    from pipeline.render import ocr_image
+    from pixtract.render import ocr_image
 
     page = Image.open(io.BytesIO(ocr_image(doc, 1, S)))
     top = page.crop((0, 0, page.width, int(page.height * 0.45)))
@@ -93,7 +93,7 @@ def test_a_turned_scan_is_read_upright_and_the_record_says_so(tmp_path, samples,
 
 def test_no_upright_option_reads_the_page_as_it_came(tmp_path, samples):
     doc = identify(str(samples / "scanned.pdf"))
-    from pipeline.render import ocr_image
+    from pixtract.render import ocr_image
 
     path = tmp_path / "turned.png"
     page = Image.open(io.BytesIO(ocr_image(doc, 1, S)))
@@ -138,8 +138,8 @@ def test_bad_ocr_options_are_usage_errors(bad):
 
 
 def test_ocr_options_from_job_file_env_and_flags(tmp_path):
-    from flows.cli import build_parser, flags_layer
-    from pipeline.config import env_layer, load_job
+    from pixtract.flows.cli import build_parser, flags_layer
+    from pixtract.config import env_layer, load_job
 
     job = tmp_path / "job.toml"
     job.write_text('inputs = ["a.pdf"]\nout = "o"\n[ocr]\nengine = "tesseract"\nlang = "eng+deu"\nforce = true\n')
@@ -176,13 +176,13 @@ def test_text_inside_pictures_of_a_born_digital_page_is_read(real):
 
 
 def _seg(text, left, top, width, height=30):
-    from pipeline.ocr import OcrWord
+    from pixtract.ocr import OcrWord
 
     return [OcrWord(text, left, top, width, height, 0.95)]
 
 
 def test_two_columns_of_prose_are_read_column_by_column():
-    from pipeline.ocr_rapid import column_gutter, group_lines
+    from pixtract.ocr_rapid import column_gutter, group_lines
 
     segs = [_seg("A title across the whole page of the brochure", 100, 40, 1800)]
     for i in range(8):
@@ -200,7 +200,7 @@ def test_two_columns_of_prose_are_read_column_by_column():
 def test_table_and_form_columns_stay_rows():
     """Short cells (a table, a receipt's items and prices) are no columns of prose: each row is
     one line, as before."""
-    from pipeline.ocr_rapid import column_gutter, group_lines
+    from pixtract.ocr_rapid import column_gutter, group_lines
 
     segs = []
     for i in range(10):

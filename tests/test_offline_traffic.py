@@ -24,10 +24,10 @@ IDLE_S = 30  # the issue's idle pause: telemetry fires from idle sessions too
 
 DRIVER = r"""
 import sys, time
-from flows.cli import main
+from pixtract.flows.cli import main
 rc = main(["run", *sys.argv[3:], "--out", sys.argv[1], "--no-progress"])
 from PIL import Image
-from pipeline.ocr_rapid import rapid_lines
+from pixtract.ocr_rapid import rapid_lines
 rapid_lines(Image.new("L", (64, 32), 255))  # a RapidOCR session alive in this thread too
 time.sleep(float(sys.argv[2]))
 sys.exit(0 if rc in (0, 1) else rc)

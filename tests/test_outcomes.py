@@ -9,8 +9,8 @@ import re
 import pytest
 from PIL import Image
 
-from flows.cli import EXIT_DEGRADED, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, main
-from pipeline.outputs import read_results
+from pixtract.flows.cli import EXIT_DEGRADED, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, main
+from pixtract.outputs import read_results
 from tests.emulator.helpers import FAKE_KEY
 
 pytestmark = pytest.mark.prefect

@@ -3,9 +3,9 @@ import os
 
 import pytest
 
-from pipeline import outputs
-from pipeline.outputs import MarkdownNames, OutputWriter, atomic_write, document_markdown, safe_name
-from pipeline.records import Document, ErrorInfo, Record
+from pixtract import outputs
+from pixtract.outputs import MarkdownNames, OutputWriter, atomic_write, document_markdown, safe_name
+from pixtract.records import Document, ErrorInfo, Record
 
 
 def _rec(page, status="ok", answer="text", doc="a.pdf"):
@@ -92,8 +92,8 @@ def test_safe_name_cannot_escape(raw, tmp_path):
 
 
 def test_output_options_from_job_file_env_and_flags_and_not_in_the_job_fingerprint(tmp_path):
-    from flows.cli import build_parser, flags_layer
-    from pipeline.config import build_config, env_layer, load_job
+    from pixtract.flows.cli import build_parser, flags_layer
+    from pixtract.config import build_config, env_layer, load_job
 
     job = tmp_path / "job.toml"
     job.write_text('inputs = ["a.pdf"]\nout = "o"\nannotated_markdown = true\ngrounding_ocr = "yes"\n')

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from pipeline.providers.errors import (AuthError, ProviderError, RateLimitError, redact, redact_body,
+from pixtract.providers.errors import (AuthError, ProviderError, RateLimitError, redact, redact_body,
                                        register_secret)
 
 # Shapes real keys have; none of them starts with "sk-", so only the registry can catch them.

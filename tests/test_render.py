@@ -5,10 +5,10 @@ import pymupdf
 import pytest
 from PIL import Image
 
-from pipeline.discover import identify
-from pipeline.errors import DecompressionBomb, UnreadableFile
-from pipeline.records import RenderSettings
-from pipeline.render import count_pages, iter_pages, pdf_zoom, render_page
+from pixtract.discover import identify
+from pixtract.errors import DecompressionBomb, UnreadableFile
+from pixtract.records import RenderSettings
+from pixtract.render import count_pages, iter_pages, pdf_zoom, render_page
 
 
 def _img(page):
@@ -175,8 +175,8 @@ def _heavy_pdf(path, paths=50_000):
 def test_a_page_over_the_time_limit_fails_cleanly_and_the_next_page_renders(tmp_path, monkeypatch):
     """MuPDF is stopped through its cookie when a page takes longer than PAGE_TIME_LIMIT; the
     page fails with a typed error naming the file and page, and nothing stays locked."""
-    from pipeline import mupdf
-    from pipeline.errors import RenderTimeout
+    from pixtract import mupdf
+    from pixtract.errors import RenderTimeout
 
     _heavy_pdf(tmp_path / "heavy.pdf")
     doc = identify(str(tmp_path / "heavy.pdf"))

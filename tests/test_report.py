@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from pipeline.report import (
+from pixtract.report import (
     CSP,
     build_report,
     make_thumbnail,
@@ -378,7 +378,7 @@ def test_fallback_depends_on_profile(tmp_path):
 
 def _grounded_run(out: Path) -> dict:
     """A one-page extraction whose fields were located on a 612x792 pt page; one was not."""
-    from pipeline.layout import page_image_name
+    from pixtract.layout import page_image_name
 
     sha = SHA["form"]
     items = [

@@ -5,12 +5,12 @@ import json
 import pymupdf
 import pytest
 
-from pipeline.config import EndpointSpec, RunConfig, TaskSpec
-from pipeline.discover import identify
-from pipeline.guards import CircuitBreaker
-from pipeline.local import document_running_lines
-from pipeline.render import count_pages
-from pipeline.route import DocumentPlan, Router
+from pixtract.config import EndpointSpec, RunConfig, TaskSpec
+from pixtract.discover import identify
+from pixtract.guards import CircuitBreaker
+from pixtract.local import document_running_lines
+from pixtract.render import count_pages
+from pixtract.route import DocumentPlan, Router
 from tests.emulator.helpers import FAKE_KEY
 
 VISION, TEXT = "pixtral-large-2411", "mistral-large-2411"
@@ -133,7 +133,7 @@ def test_a_scanned_page_is_grounded_on_ocr_words_when_some_step_ocred_it(emu, tm
 
 
 def test_retired_model_skipped_at_start_without_requests(emu, tmp_path, samples):
-    from pipeline.preflight import preflight
+    from pixtract.preflight import preflight
 
     emu.configure(retired_models=[VISION])
     cfg = make_cfg(emu, tmp_path)
@@ -178,9 +178,9 @@ def test_circuit_breaker_opens_and_closes(emu, tmp_path, samples):
 
 
 def test_budget_stops_new_requests(emu, tmp_path, samples):
-    from pipeline import prompts
-    from pipeline.route import _image_part, worst_case_cost
-    from pipeline.render import render_page
+    from pixtract import prompts
+    from pixtract.route import _image_part, worst_case_cost
+    from pixtract.render import render_page
 
     p = plan(samples / "report.pdf")
     cfg = make_cfg(emu, tmp_path)
@@ -295,7 +295,7 @@ def test_no_key_in_any_record(emu, tmp_path, samples):
 
 def test_answer_pages_keeps_order_and_turns_a_crashing_page_into_failed_records(emu, tmp_path, samples,
                                                                              monkeypatch):
-    import pipeline.route as route
+    import pixtract.route as route
 
     real = route.render_page
 

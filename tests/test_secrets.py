@@ -9,13 +9,13 @@ import logging
 
 import pytest
 
-from flows.cli import main
-from pipeline.config import EndpointSpec, RunConfig, TaskSpec
-from pipeline.discover import identify
-from pipeline.providers import Endpoint, ProviderError, make_client
-from pipeline.messages import ChatRequest, Message
-from pipeline.render import count_pages
-from pipeline.route import DocumentPlan, Router
+from pixtract.flows.cli import main
+from pixtract.config import EndpointSpec, RunConfig, TaskSpec
+from pixtract.discover import identify
+from pixtract.providers import Endpoint, ProviderError, make_client
+from pixtract.messages import ChatRequest, Message
+from pixtract.render import count_pages
+from pixtract.route import DocumentPlan, Router
 from tests.emulator.helpers import PROFILES
 
 pytestmark = pytest.mark.prefect

@@ -2,11 +2,11 @@ import json
 
 import pytest
 
-from pipeline.providers import Endpoint
-from pipeline.providers.anthropic import AnthropicAdapter
-from pipeline.providers.errors import MalformedResponse, RateLimitError, RetryableError
-from pipeline.providers.openai import OpenAIAdapter
-from pipeline.providers.sse import iter_sse, iter_sse_bytes
+from pixtract.providers import Endpoint
+from pixtract.providers.anthropic import AnthropicAdapter
+from pixtract.providers.errors import MalformedResponse, RateLimitError, RetryableError
+from pixtract.providers.openai import OpenAIAdapter
+from pixtract.providers.sse import iter_sse, iter_sse_bytes
 
 EP = Endpoint(profile="openai", base_url="http://x/v1", text_model="m")
 

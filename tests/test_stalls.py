@@ -20,17 +20,17 @@ import time
 import pymupdf
 import pytest
 
-from pipeline.errors import PageStalled
-from flows.cli import EXIT_FAILURES, main
-from pipeline.pagethreads import PageThreads
-from pipeline.route import Router
+from pixtract.errors import PageStalled
+from pixtract.flows.cli import EXIT_FAILURES, main
+from pixtract.pagethreads import PageThreads
+from pixtract.route import Router
 
 pytestmark = pytest.mark.prefect
 
 LAUNCHER = textwrap.dedent("""
     import sys
 
-    from pipeline.route import Router
+    from pixtract.route import Router
 
     target = sys.argv.pop(1)  # the document whose page 2 freezes
     answer_page = Router.answer_page
@@ -43,7 +43,7 @@ LAUNCHER = textwrap.dedent("""
         return answer_page(self, plan, number)
 
     Router.answer_page = stuck
-    from flows.cli import main
+    from pixtract.flows.cli import main
     sys.exit(main(sys.argv[1:]))
 """)
 
@@ -143,7 +143,7 @@ def test_a_process_frozen_with_the_gil_held_is_ended_by_the_watchdog(tmp_path):
             proc, out, stdout, stderr = run(tmp_path, pdfs, "b.pdf", stall=1, PIXTRACT_DATA_DIR=str(data),
                                             PIXTRACT_PREFECT="managed")
     finally:
-        subprocess.run([sys.executable, "-m", "flows.cli", "server", "stop"], env={**env, "PIXTRACT_DATA_DIR": str(data)},
+        subprocess.run([sys.executable, "-m", "pixtract.flows.cli", "server", "stop"], env={**env, "PIXTRACT_DATA_DIR": str(data)},
                        capture_output=True, timeout=60)
     assert proc.returncode == 1, stderr[-3000:]
     assert "Timeout" in stderr and "stuck" in stderr, stderr[-3000:]

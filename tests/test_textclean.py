@@ -1,13 +1,13 @@
-"""Text clean-up of the local engine (pipeline.textclean) and on a real page."""
+"""Text clean-up of the local engine (pixtract.textclean) and on a real page."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipeline import local, textclean
-from pipeline.discover import identify
-from pipeline.records import RenderSettings
-from pipeline.render import render_page
+from pixtract import local, textclean
+from pixtract.discover import identify
+from pixtract.records import RenderSettings
+from pixtract.render import render_page
 
 
 @pytest.mark.parametrize("raw, clean", [
@@ -76,7 +76,7 @@ def _glyphs(words, gap_em, size=10.0):
 
 
 def test_lost_spaces_found_from_glyph_gaps():
-    from pipeline.textlayer import lost_spaces
+    from pixtract.textlayer import lost_spaces
 
     words = "Table 1: Composition of the Pretraining Data".split()
     assert lost_spaces(_glyphs(words, 0.1)) == {"Table1:CompositionofthePretrainingData":
@@ -89,7 +89,7 @@ def test_lost_spaces_found_from_glyph_gaps():
 
 
 def test_layer_fixes_applied_to_markdown():
-    from pipeline.textlayer import LayerFixes
+    from pixtract.textlayer import LayerFixes
 
     fixes = LayerFixes(splits={"CompositionofthePretraining": "Composition of the Pretraining"},
                        drop_caps=[("T", "he committee")], words={"Procedure", "work", "Time", "Step"})

@@ -1,7 +1,7 @@
 import pytest
 
-from pipeline.messages import ChatRequest, ImagePart, Message, TextPart, Usage
-from pipeline.tokens import (count_text_tokens, cost_usd, estimate_prompt_tokens, image_tokens, price_for)
+from pixtract.messages import ChatRequest, ImagePart, Message, TextPart, Usage
+from pixtract.tokens import (count_text_tokens, cost_usd, estimate_prompt_tokens, image_tokens, price_for)
 
 # model-apis.md §5, measured with mistral-common 1.13.1 (v7m1)
 TABLE = [((16, 16), 2), ((100, 100), 56), ((512, 512), 1056), ((800, 600), 1938), ((1024, 768), 3120),
@@ -39,7 +39,7 @@ def test_image_size_read_from_bytes():
 
 
 def test_multiturn_and_tools_count():
-    from pipeline.messages import Tool, ToolCall
+    from pixtract.messages import Tool, ToolCall
 
     req = ChatRequest([Message("user", "What is the total?"),
                        Message("assistant", "", tool_calls=[ToolCall("call_1", "get_total", '{"x": 1}')]),
@@ -64,7 +64,7 @@ def test_prices_and_cost():
 
 
 def test_job_prices_make_a_new_table_and_leave_the_builtin_one_alone():
-    from pipeline.prices import PriceTable
+    from pixtract.prices import PriceTable
 
     table = PriceTable.for_job({"my-model": {"input": 1.0, "output": 3.0}, "other": (0.5, 1.5),
                                 "pixtral-large-2411": "1,1"})
@@ -76,8 +76,8 @@ def test_job_prices_make_a_new_table_and_leave_the_builtin_one_alone():
 
 
 def test_a_bad_price_is_a_usage_error_naming_the_model():
-    from pipeline.errors import UsageError
-    from pipeline.prices import PriceTable
+    from pixtract.errors import UsageError
+    from pixtract.prices import PriceTable
 
     for bad in ({"input": 1.0}, "1.0", {"input": "x", "output": 1}, (-1, 2)):
         with pytest.raises(UsageError, match="vis"):

@@ -1,5 +1,5 @@
 """Scans and photos are turned upright before a vision model sees them, and the record says so
-(pipeline.route.Router._upright, pipeline.local.upright_turn, pipeline.orientation)."""
+(pixtract.route.Router._upright, pixtract.local.upright_turn, pixtract.orientation)."""
 
 import base64
 import dataclasses
@@ -8,11 +8,11 @@ import io
 import pytest
 from PIL import Image
 
-from pipeline import local, orientation
-from pipeline.discover import identify
-from pipeline.records import RenderSettings
-from pipeline.render import render_page
-from pipeline.route import Router
+from pixtract import local, orientation
+from pixtract.discover import identify
+from pixtract.records import RenderSettings
+from pixtract.render import render_page
+from pixtract.route import Router
 from tests.emulator.helpers import FAKE_KEY
 from tests.test_route import chat_requests, make_cfg, plan
 

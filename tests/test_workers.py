@@ -20,9 +20,9 @@ import time
 import pymupdf
 import pytest
 
-from flows.cli import EXIT_FAILURES, main
+from pixtract.flows.cli import EXIT_FAILURES, main
 from tests.emulator.helpers import FAKE_KEY
-from pipeline.workers import TEST_HOOK_ENV
+from pixtract.workers import TEST_HOOK_ENV
 
 pytestmark = pytest.mark.prefect
 
@@ -152,7 +152,7 @@ def test_a_stop_signal_while_a_worker_is_frozen_ends_the_run_within_5_s_leaving_
         emu, env, docs, tmp_path, sig):
     env.setenv(TEST_HOOK_ENV, "freeze@page:b.pdf:2")
     env.setenv("PIXTRACT_PAGE_TIMEOUT", "300")  # the run must stop on the signal, not the deadline
-    cmd = [sys.executable, "-c", "import sys; from flows.cli import main; sys.exit(main())", "run", str(docs),
+    cmd = [sys.executable, "-c", "import sys; from pixtract.flows.cli import main; sys.exit(main())", "run", str(docs),
            "--out", str(tmp_path / "out"), "--no-progress", "--profile", "mistral",
            "--base-url", emu.base_url("mistral")]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)

@@ -5,8 +5,8 @@ import json
 import os
 from collections import Counter
 
-from pipeline.outputs import OutputWriter, read_results
-from pipeline.records import Document, ErrorInfo, Record
+from pixtract.outputs import OutputWriter, read_results
+from pixtract.records import Document, ErrorInfo, Record
 
 DOC = Document("in/a.pdf", "/x/in/a.pdf", "ab" * 32, "pdf", 1234, "PDF")
 
@@ -121,7 +121,7 @@ def test_chart_tables_are_written_and_linked(tmp_path):
 
 
 def test_the_spool_is_where_a_live_report_reads_it_and_a_rerun_can_reopen_the_folder(tmp_path):
-    from pipeline.report import _results_path
+    from pixtract.report import _results_path
 
     w = OutputWriter(str(tmp_path))
     w.add_document(DOC, 1, [rec(1)])

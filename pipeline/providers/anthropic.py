@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import json
 
-from pipeline.messages import ChatRequest, ChatResponse, ImagePart, Message, ToolCall, Usage
-from pipeline.providers.base import Adapter, StreamAssembler, error_fields, request_id_from
-from pipeline.providers.errors import MalformedResponse, error_for_status
-from pipeline.providers.sse import SSEEvent
+from pixtract.messages import ChatRequest, ChatResponse, ImagePart, Message, ToolCall, Usage
+from pixtract.providers.base import Adapter, StreamAssembler, error_fields, request_id_from
+from pixtract.providers.errors import MalformedResponse, error_for_status
+from pixtract.providers.sse import SSEEvent
 
 STOP_MAP = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
             "refusal": "content_filter", "pause_turn": "stop", "model_context_window_exceeded": "length"}
@@ -105,7 +105,7 @@ class AnthropicAdapter(Adapter):
 
 
 def _schema_tool(rf):
-    from pipeline.messages import Tool
+    from pixtract.messages import Tool
 
     schema = rf.schema if rf.type == "json_schema" and rf.schema else {"type": "object"}
     return Tool(name=f"json_{rf.name}"[:64], parameters=schema,

@@ -4,14 +4,14 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Callable
 
-from pipeline.messages import ChatRequest, ChatResponse
-from pipeline.providers.errors import (ClientLimitError, MalformedResponse, ProviderError, RequestTooLarge,
+from pixtract.messages import ChatRequest, ChatResponse
+from pixtract.providers.errors import (ClientLimitError, MalformedResponse, ProviderError, RequestTooLarge,
                                        error_for_status)
-from pipeline.providers.retry import parse_retry_after
-from pipeline.providers.sse import SSEEvent
+from pixtract.providers.retry import parse_retry_after
+from pixtract.providers.sse import SSEEvent
 
 if TYPE_CHECKING:
-    from pipeline.providers.endpoint import Endpoint
+    from pixtract.providers.endpoint import Endpoint
 
 TokenCallback = Callable[[str], None]
 

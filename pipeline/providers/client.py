@@ -10,17 +10,17 @@ from datetime import datetime, timezone
 
 import httpx
 
-from pipeline.messages import ChatRequest, ChatResponse
-from pipeline.providers.base import TokenCallback, decode_json
-from pipeline.providers.endpoint import Endpoint
-from pipeline.providers.errors import (REPLACEMENT, ConfigError, ConnectionFailed, MalformedResponse, ProviderError, RateLimitError, TimeoutError_, redact, redact_body)
-from pipeline.providers.limits import for_endpoint
-from pipeline.providers.registry import ADAPTERS
-from pipeline.providers.retry import RetryPolicy, RetryState
-from pipeline.providers import tls
-from pipeline.providers.sse import iter_sse
+from pixtract.messages import ChatRequest, ChatResponse
+from pixtract.providers.base import TokenCallback, decode_json
+from pixtract.providers.endpoint import Endpoint
+from pixtract.providers.errors import (REPLACEMENT, ConfigError, ConnectionFailed, MalformedResponse, ProviderError, RateLimitError, TimeoutError_, redact, redact_body)
+from pixtract.providers.limits import for_endpoint
+from pixtract.providers.registry import ADAPTERS
+from pixtract.providers.retry import RetryPolicy, RetryState
+from pixtract.providers import tls
+from pixtract.providers.sse import iter_sse
 
-log = logging.getLogger("pipeline.providers")
+log = logging.getLogger("pixtract.providers")
 
 # Known-deprecated IDs (model-apis.md §0): retirement 2026-05-31, replacement Mistral Medium 3.5.
 DEPRECATED = {m: "2026-05-31" for m in (

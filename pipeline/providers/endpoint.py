@@ -5,8 +5,8 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
-from pipeline.profiles import get_profile
-from pipeline.providers.errors import ConfigError, register_secret
+from pixtract.profiles import get_profile
+from pixtract.providers.errors import ConfigError, register_secret
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Endpoint:
         dialect = self.dialect or prof.dialect
         if dialect is None:
             return dataclasses.replace(self, dialect=None)
-        from pipeline.providers.registry import ADAPTERS
+        from pixtract.providers.registry import ADAPTERS
 
         if dialect not in ADAPTERS:
             raise ConfigError(f"unknown dialect {dialect!r}; known: {', '.join(ADAPTERS)}")

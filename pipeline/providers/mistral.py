@@ -4,8 +4,8 @@ from __future__ import annotations
 import hashlib
 import re
 
-from pipeline.messages import ChatRequest, ImagePart, Message
-from pipeline.providers.openai import OpenAIAdapter
+from pixtract.messages import ChatRequest, ImagePart, Message
+from pixtract.providers.openai import OpenAIAdapter
 
 _TOOL_ID = re.compile(r"^[a-zA-Z0-9]{9}$")
 

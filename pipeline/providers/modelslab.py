@@ -1,11 +1,11 @@
 """ModelsLab LLM v7 native chat completions: ``key`` + ``model_id`` in the body (model-apis.md §3.2)."""
 from __future__ import annotations
 
-from pipeline.messages import ChatRequest
-from pipeline.providers.base import error_fields, request_id_from
-from pipeline.providers.errors import ProviderError, error_for_status
-from pipeline.providers.openai import OpenAIAdapter
-from pipeline.providers.retry import parse_retry_after
+from pixtract.messages import ChatRequest
+from pixtract.providers.base import error_fields, request_id_from
+from pixtract.providers.errors import ProviderError, error_for_status
+from pixtract.providers.openai import OpenAIAdapter
+from pixtract.providers.retry import parse_retry_after
 
 
 class ModelsLabAdapter(OpenAIAdapter):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from pipeline.messages import ChatRequest, ChatResponse, ImagePart, Message, TextPart, ToolCall, Usage
-from pipeline.providers.base import Adapter, StreamAssembler, error_fields, request_id_from
-from pipeline.providers.errors import MalformedResponse, ServerError, error_for_status
-from pipeline.providers.sse import SSEEvent
+from pixtract.messages import ChatRequest, ChatResponse, ImagePart, Message, TextPart, ToolCall, Usage
+from pixtract.providers.base import Adapter, StreamAssembler, error_fields, request_id_from
+from pixtract.providers.errors import MalformedResponse, ServerError, error_for_status
+from pixtract.providers.sse import SSEEvent
 
 FINISH_MAP = {"stop": "stop", "length": "length", "model_length": "length", "tool_calls": "tool_calls",
               "function_call": "tool_calls", "content_filter": "content_filter", "error": "error",

@@ -1,8 +1,8 @@
 """OpenRouter chat completions (model-apis.md §2)."""
 from __future__ import annotations
 
-from pipeline.messages import ChatRequest
-from pipeline.providers.openai import OpenAIAdapter
+from pixtract.messages import ChatRequest
+from pixtract.providers.openai import OpenAIAdapter
 
 
 class OpenRouterAdapter(OpenAIAdapter):

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pipeline.providers.errors import ProviderError, RateLimitError
+from pixtract.providers.errors import ProviderError, RateLimitError
 
 
 @dataclass

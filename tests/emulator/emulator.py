@@ -28,12 +28,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 from urllib.parse import parse_qs, urlparse
 
-from pipeline.messages import Usage
-from pipeline.providers.errors import redact_body
+from pixtract.messages import Usage
+from pixtract.providers.errors import redact_body
 from tests.emulator import model as core
 from tests.emulator.faults import HEADER, FaultPlan
 from tests.emulator.skins import ALIASES, CONTEXT, DEFAULT_MODELS, SKINS, Reject, Wire
-from pipeline.tokens import count_text_tokens, estimate_prompt_tokens
+from pixtract.tokens import count_text_tokens, estimate_prompt_tokens
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ class Emulator:
         elif isinstance(item, str):
             ans = core.Answer(item)
         else:
-            from pipeline.messages import ToolCall
+            from pixtract.messages import ToolCall
 
             calls = [ToolCall(c.get("id", "abcDEF123"), c["name"], c["arguments"] if isinstance(c["arguments"], str)
                               else json.dumps(c["arguments"])) for c in item.get("tool_calls") or []]
@@ -542,7 +542,7 @@ _MESSAGES = {400: "Invalid request parameters", 401: "Unauthorized", 402: "Insuf
 
 def _warm_up() -> None:
     """Build the (slow) tokenizers before serving, so first requests are not slow."""
-    from pipeline.messages import ChatRequest, Message
+    from pixtract.messages import ChatRequest, Message
 
     for model in ("pixtral-large-2411", "mistral-large-2411"):
         estimate_prompt_tokens(ChatRequest([Message("user", "warm up")]), model)

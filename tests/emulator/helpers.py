@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 
-from pipeline.providers import Endpoint
+from pixtract.providers import Endpoint
 
 # No "sk-" prefix: a generic pattern would hide it; only pixtract's secret registry may remove it.
 FAKE_KEY = "Test0SECRET0key0123"

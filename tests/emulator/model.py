@@ -14,8 +14,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from pipeline.messages import ChatRequest, ToolCall
-from pipeline.tokens import count_text_tokens
+from pixtract.messages import ChatRequest, ToolCall
+from pixtract.tokens import count_text_tokens
 
 _TAG = re.compile(r"<([A-Za-z_][\w\-]*)>\s*(.*?)\s*</\1>", re.S)
 _FENCE = re.compile(r"```[\w-]*\n(.*?)```", re.S)

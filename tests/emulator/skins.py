@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from pipeline.messages import (ChatRequest, ImagePart, Message, ResponseFormat, TextPart, Tool, ToolCall, Usage)
+from pixtract.messages import (ChatRequest, ImagePart, Message, ResponseFormat, TextPart, Tool, ToolCall, Usage)
 from tests.emulator.model import Answer
-from pipeline.tokens import cost_usd
+from pixtract.tokens import cost_usd
 
 CONTEXT = 131072  # §6
 SCHEMA_DIR = Path(os.environ.get("PIXTRACT_API_SCHEMAS") or Path(__file__).resolve().parents[2] / "fixtures" / "api")
