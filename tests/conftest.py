@@ -23,6 +23,8 @@ os.environ["PIXTRACT_PREFECT"] = "ephemeral"
 import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "fixtures" / "samples"
+REAL = ROOT / "fixtures" / "real"
 
 if "MUTANT_UNDER_TEST" in os.environ:
     # `make mutate`: mutmut runs the tests in a copy of the tree whose pipeline/ holds the mutated
