@@ -50,6 +50,7 @@ from pixtract.flows.batch import (
 from pixtract.config import RunConfig, build_config, env_layer, load_job
 from pixtract.discover import DiscoveryFailure, discover
 from pixtract.errors import InputError, PixtractError, UsageError
+from pixtract.guards import read_shared_spend
 from pixtract.ledger import format_ledger
 from pixtract.manifest import build_manifest
 from pixtract.outputs import (
@@ -79,6 +80,7 @@ PARTS_DIR = "parts"  # under <run>/.pixtract/
 CONFIG_SNAPSHOT = "config.json"  # <run>/.pixtract/config.json: the run's public configuration
 PART_INFO = "part.json"  # which worker, host and process ran a part
 PART_PROGRESS = "progress.json"
+BUDGET_FILE = "budget.json"  # <run>/.pixtract/budget.json: the spend of every part (pipeline/guards.py)
 DEFAULT_PAGES_PER_PART = 50
 PARENT_FLOW, PART_FLOW = "inbox-batch", "extract-part"
 
@@ -585,6 +587,8 @@ def _inbox_run(log, cfg: RunConfig, root: str, started: dt.datetime, part_deploy
     name = os.path.basename(run_dir)
     snapshot = cfg.public()
     snapshot.update(out=run_dir, cache_dir=os.path.abspath(cfg.cache_path()))
+    if cfg.budget_usd is not None:  # one limit for the whole run: every part reserves against it
+        snapshot["budget_file"] = os.path.join(run_dir, WORK_DIR, BUDGET_FILE)
     atomic_write(os.path.join(run_dir, WORK_DIR, CONFIG_SNAPSHOT), json.dumps(snapshot, indent=2) + "\n")
     plan_path = os.path.join(run_dir, WORK_DIR, "parts.json")
     if os.path.exists(plan_path):  # a retried run keeps its plan (and its finished parts)
@@ -608,6 +612,9 @@ def _inbox_run(log, cfg: RunConfig, root: str, started: dt.datetime, part_deploy
         raise
     summary = writer.summary()
     parts_info, problems, spent, refused = _parts_info(run_dir, specs, why)
+    if snapshot.get("budget_file") and os.path.exists(snapshot["budget_file"]):
+        # the shared spend also counts what parts spent in attempts that crashed
+        spent = sum(e["spent"] for e in read_shared_spend(snapshot["budget_file"]).values())
     finished = dt.datetime.now(dt.timezone.utc)
     inbox_info.update(run=name, parts=len(specs), pages_per_part=pages_per_part)
     writer.finish(build_manifest(
@@ -615,7 +622,7 @@ def _inbox_run(log, cfg: RunConfig, root: str, started: dt.datetime, part_deploy
         extra={"outcome": summary["outcome"], "headline": summary["headline"],
                "ledger": summary["ledger"], "model_problems": problems,
                "budget": {"limit_usd": cfg.budget_usd, "spent_usd": round(spent, 6), "refused_requests": refused,
-                          "per": "part"},
+                          "per": "run"},
                "inbox": inbox_info, "parts": parts_info}))
     build_report(run_dir)
     index.update(index_entries(documents, name, finished))

@@ -141,6 +141,7 @@ class RunConfig:
     ocr: OcrOptions = field(default_factory=OcrOptions)  # the local engine's OCR ([ocr] in a job file)
     concurrency: int = 0  # 0: default for the profile
     budget_usd: float | None = None
+    budget_file: str | None = None  # spend shared by the processes of one run (an inbox run's parts)
     cache: bool = True
     cache_dir: str | None = None  # default: <out>/.pixtract/cache
     stream: bool = False

@@ -22,11 +22,12 @@ from .blank import is_blank
 from .cache import AnswerCache, cache_key
 from .config import EndpointSpec, RunConfig, TaskSpec
 from .errors import InputError, OCRError
-from .guards import Budget, BudgetExceeded, CircuitBreaker
+from .guards import BudgetExceeded, CircuitBreaker
 from .messages import ChatRequest, ChatResponse, ImagePart, Usage
 from .plan import DocumentPlan
 from .pagethreads import PageThreads
 from .preflight import PreflightReport, endpoint_for, ladder_plan
+from .runcontext import RunContext
 from .records import (
     BUDGET_EXCEEDED, INTERRUPTED, NO_CHART, ROUTE_TEXT_FALLBACK, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED,
     Document, ErrorInfo, Page, Record,
@@ -72,12 +73,13 @@ class Router:
     """Answers pages for one run. Thread-safe; one per process."""
 
     def __init__(self, cfg: RunConfig, *, make_client=None, on_render=None, on_words=None, thumb_edge: int = 0,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, context: RunContext | None = None) -> None:
         """``on_render(page)`` sees every rendered page (the flow writes thumbnails with it);
         with ``thumb_edge`` each page also carries a thumbnail of that size. ``on_words(page,
         words)`` sees each answered page's words (``PageWords`` or None: the flow keeps them
         for the layout JSON). Once ``stop`` is set, no new page or request starts (pages not
-        started are ``skipped: interrupted``)."""
+        started are ``skipped: interrupted``). ``context`` holds what the whole run shares
+        (budget, prices); by default it is made from ``cfg``."""
         self.cfg = cfg
         self.on_render = on_render
         self.on_words = on_words
@@ -85,8 +87,9 @@ class Router:
         self.stop = stop or threading.Event()
         self._pool: PageThreads | None = None
         self.cache = AnswerCache(cfg.cache_path(), cfg.cache)
-        self.budget = Budget(cfg.budget_usd)
-        self.prices = cfg.prices_table()
+        self.context = context or RunContext.for_run(cfg)
+        self.budget = self.context.budget
+        self.prices = self.context.prices
         self._make_client = make_client
         self._lock = threading.Lock()
         self._pool_lock = threading.Lock()
