@@ -10,6 +10,8 @@ import threading
 import time
 from typing import Any, Iterator
 
+from .errors import PixtractError
+
 
 class CircuitBreaker:
     """Opens after ``threshold`` consecutive failures; after ``cooldown`` seconds lets one probe
@@ -57,7 +59,7 @@ class CircuitBreaker:
             self.probing = False
 
 
-class BudgetExceeded(Exception):
+class BudgetExceeded(PixtractError):
     type = "budget_exceeded"
 
 

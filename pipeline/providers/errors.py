@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import threading
 
+from ..errors import PixtractError
+
 _SECRETS: set[str] = set()
 _LOCK = threading.Lock()
 # (pattern, keep group 1 as prefix)
@@ -56,7 +58,7 @@ def redact_body(body: object) -> object:
     return body
 
 
-class ProviderError(Exception):
+class ProviderError(PixtractError):
     """Base class. ``type`` is a stable machine-readable string."""
 
     type = "provider_error"
