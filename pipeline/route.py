@@ -26,7 +26,7 @@ from .guards import BudgetExceeded, CircuitBreaker
 from .messages import ChatRequest, ChatResponse, ImagePart, Usage
 from .plan import DocumentPlan
 from .pagethreads import PageThreads
-from .preflight import PreflightReport, endpoint_for, ladder_plan
+from .preflight import PreflightReport, ladder_plan
 from .runcontext import RunContext
 from .records import (
     BUDGET_EXCEEDED, INTERRUPTED, NO_CHART, ROUTE_TEXT_FALLBACK, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED,
@@ -104,7 +104,7 @@ class Router:
     def _client_for(self, spec: EndpointSpec):
         from .providers import make_client
 
-        return (self._make_client or make_client)(endpoint_for(spec, self.cfg.concurrency))
+        return (self._make_client or make_client)(spec.endpoint(self.cfg.concurrency))
 
     def _build_rungs(self) -> list[Rung]:
         """The ladder: the remote rungs ``preflight.ladder_plan`` plans (one client per endpoint),
