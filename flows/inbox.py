@@ -71,6 +71,7 @@ from pixtract.records import (
     Record,
 )
 from pixtract.render import count_pages
+from pixtract.units import units_of
 from pixtract.report import build_report
 from pixtract.workers import WorkerSettings, running_workers
 
@@ -355,21 +356,10 @@ def _part_output(run_dir: str, spec: PartSpec) -> tuple[dict[str, dict], dict[st
 
 def _missing_records(cfg: RunConfig, doc: dict[str, Any], spec: PartSpec, message: str) -> list[Record]:
     """Failed records for every unit of a chunk whose part never finished."""
-    err = ErrorInfo(PartFailed.type, message)
-    pages = doc["pages"]
-    out = []
-    for t in cfg.tasks:
-        for q in t.units():
-            if t.scope == "document":
-                if spec.doc_units:
-                    out.append(Record(document=doc["path"], sha256=doc["sha256"], page=None, task=t.kind,
-                                      question=q, route=None, status=STATUS_FAILED, error=err, scope="document",
-                                      pages=list(range(1, pages + 1)), schema=t.schema_name))
-            else:
-                out += [Record(document=doc["path"], sha256=doc["sha256"], page=n, task=t.kind, question=q,
-                               route=None, status=STATUS_FAILED, error=err, schema=t.schema_name)
-                        for n in spec.slice.pages(pages)]
-    return out
+    err, pages = ErrorInfo(PartFailed.type, message), doc["pages"]
+    scopes = ("page", "document") if spec.doc_units else ("page",)
+    return [u.failed(err, **({"pages": list(range(1, pages + 1))} if u.page is None else {}))
+            for u in units_of(cfg, doc["path"], doc["sha256"], spec.slice.pages(pages), scopes=scopes)]
 
 
 class PartFailed(PixtractError):

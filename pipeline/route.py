@@ -28,6 +28,7 @@ from .plan import DocumentPlan
 from .pagethreads import PageThreads
 from .preflight import PreflightReport, ladder_plan
 from .runcontext import RunContext
+from .units import Unit, units_of
 from .records import (
     BUDGET_EXCEEDED, INTERRUPTED, NO_CHART, ROUTE_TEXT_FALLBACK, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED,
     Document, ErrorInfo, Page, Record,
@@ -190,8 +191,8 @@ class Router:
 
     def page_failures(self, plan: DocumentPlan, number: int, exc: BaseException) -> list[Record]:
         """One failed record per page-scope unit of a page whose step raised ``exc``."""
-        return [failed_record(plan, number, t, exc, question=q) for t in self.cfg.tasks if t.scope == "page"
-                for q in t.units()]
+        doc = plan.document
+        return [u.failed(exc) for u in units_of(self.cfg, doc.path, doc.sha256, [number], scopes=("page",))]
 
     def interrupted(self, plan: DocumentPlan, number: int | None, tasks: list[TaskSpec]) -> list[Record]:
         """Records for units that were not started because the run was stopped."""
@@ -594,11 +595,8 @@ class Router:
         return resp
 
     def _record(self, doc: Document, page: int | None, task: TaskSpec, question: str | None, **kw) -> Record:
-        kw.setdefault("route", None)
         kw.setdefault("planned_route", self.planned_route)
-        if task.kind == "extract":
-            kw.setdefault("schema", task.schema_name)
-        return Record(document=doc.path, sha256=doc.sha256, page=page, task=task.kind, question=question, **kw)
+        return Unit(doc.path, doc.sha256, page, task, question).record(**kw)
 
 
 class _Interrupted(Exception):
@@ -731,7 +729,4 @@ def _merge_objects(objs: list[Any]) -> Any:
 def failed_record(plan: DocumentPlan, number: int | None, task: TaskSpec, exc: BaseException,
                   question: str | None = None) -> Record:
     """The record for a unit whose step raised unexpectedly."""
-    doc = plan.document
-    return Record(document=doc.path, sha256=doc.sha256, page=number, task=task.kind, question=question,
-                  route=None, status=STATUS_FAILED, error=ErrorInfo.from_exception(exc),
-                  schema=task.schema_name, scope=task.scope)
+    return Unit(plan.document.path, plan.document.sha256, number, task, question).failed(exc)
