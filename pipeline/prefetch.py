@@ -51,9 +51,8 @@ def start(cfg: RunConfig, router, limit: int | None = None) -> threading.Thread:
                 for number in range(1, plan.pages + 1):
                     if limit is not None and sent >= limit:
                         return
-                    while not free.acquire(timeout=_CHECK_S):  # a thread frees, or the flow takes over
-                        if router.taken or router.stop.is_set():
-                            return
+                    if not _thread_frees(free, router):
+                        return
                     fut = router.prefetch(plan, number)
                     if fut is None:
                         return
@@ -65,3 +64,11 @@ def start(cfg: RunConfig, router, limit: int | None = None) -> threading.Thread:
     thread = threading.Thread(target=run, name="pixtract-prefetch", daemon=True)
     thread.start()
     return thread
+
+
+def _thread_frees(free: threading.Semaphore, router) -> bool:
+    """Wait for a free page thread; False once the flow has taken over or the run is stopping."""
+    while not router.taken and not router.stop.is_set():
+        if free.acquire(timeout=_CHECK_S):
+            return True
+    return False

@@ -394,3 +394,21 @@ def test_prefetch_keeps_the_page_threads_busy_until_the_flow_takes_over(emu, tmp
         router.close()
     assert out == [[n] for n in range(1, 13)]
     assert sorted(started) == list(range(1, 13)) and peak[0] <= threads
+
+
+def test_prefetch_stops_when_the_run_is_stopped(emu, tmp_path, samples, monkeypatch):
+    """A stopped run prefetches nothing more (each page would only come back interrupted)."""
+    calls = []
+    monkeypatch.setattr(Router, "answer_page", lambda self, p, number: calls.append(number) or [])
+    cfg = make_cfg(emu, tmp_path / "out")
+    cfg.inputs = [str(samples / "report.pdf")]
+    stop = threading.Event()
+    stop.set()
+    router = Router(cfg, stop=stop)
+    try:
+        early = prefetch.start(cfg, router)
+        early.join(5)
+        assert not early.is_alive()
+    finally:
+        router.close()
+    assert calls == []
