@@ -2,10 +2,10 @@
 
 Importing Prefect and creating the flow run take a second or more (10-30 s for Prefect's
 ephemeral API on a busy machine); none of it is needed to answer a page. So once a run has
-passed its checks, its pages are handed to the router in input order, one more each time a
-page thread frees, until the flow takes its first pages; the flow's chunks pick up these
-answers (or wait for them) instead of starting them again (``Router.prefetch``). Handing over
-only the first few pages left the page threads idle for the rest of Prefect's start-up."""
+passed its checks, its first document's pages are handed to the router in order, one more
+each time a page thread frees, until the flow takes its first pages; the flow's chunks pick up
+these answers (or wait for them) instead of starting them again (``Router.prefetch``). Handing
+over only the first few pages left the page threads idle for the rest of Prefect's start-up."""
 
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ def router_for_run(cfg: RunConfig, stop: threading.Event, thumbs_root: str):
 
 
 def start(cfg: RunConfig, router, limit: int | None = None) -> threading.Thread:
-    """Answer pages in the background, at most the router's page threads at a time, until the
-    flow takes its first page (or ``limit`` pages); errors are left to the flow, which meets
-    the same documents again."""
+    """Answer the first document's pages in the background, at most the router's page threads
+    at a time, until the flow takes its first page (or ``limit`` pages); errors are left to the
+    flow, which meets the same document again."""
 
     def run() -> None:
         if not any(t.scope == "page" for t in cfg.tasks):
@@ -58,6 +58,7 @@ def start(cfg: RunConfig, router, limit: int | None = None) -> threading.Thread:
                         return
                     fut.add_done_callback(lambda _f: free.release())
                     sent += 1
+                return  # the first document only, as before
         except Exception:  # noqa: BLE001 - the flow reads the same inputs and reports their errors
             return
 
