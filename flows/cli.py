@@ -461,7 +461,7 @@ def _start_workers(cfg):
 
 
 def _answer_early(cfg, local, stop_workers):
-    """Start the first pages now, while Prefect creates the flow run (pipeline/prefetch.py);
+    """Start answering pages now, until the flow takes over (pipeline/prefetch.py);
     returns what stops the workers at the end."""
     from pixtract import prefetch
 

@@ -169,12 +169,21 @@ class Router:
             out.append(recs)
         return out
 
-    def prefetch(self, plan: DocumentPlan, number: int) -> None:
-        """Start answering a page now (while Prefect starts up); ``answer_pages`` picks it up."""
+    def prefetch(self, plan: DocumentPlan, number: int):
+        """Start answering a page now (while Prefect starts up); ``answer_pages`` picks it up.
+        Returns its future, or None once the flow has taken any page (the flow feeds the page
+        threads from then on) or this one is started already."""
         key = (plan.document.path, number)
         with self._lock:
-            if key not in self._prefetched and key not in self._claimed:
-                self._prefetched[key] = self._workers().submit(self.answer_page, plan, number)
+            if self._claimed or key in self._prefetched:
+                return None
+            fut = self._prefetched[key] = self._workers().submit(self.answer_page, plan, number)
+            return fut
+
+    @property
+    def taken(self) -> bool:
+        """Has the flow taken any page yet (then nothing more is prefetched)?"""
+        return bool(self._claimed)
 
     @property
     def page_threads(self) -> int:
