@@ -18,10 +18,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
 	touch $(STAMP)
 
-# Test-only packages (pytest, Hypothesis, the vendors' SDKs for contract tests).
-$(TEST_STAMP): $(STAMP)
+# pixtract with its test-only packages (pytest, Hypothesis, the vendors' SDKs for contract
+# tests) in one pip run: installing `.` first and `.[test]` after resolves everything twice,
+# a minute or two of CI time.
+$(TEST_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
-	touch $(TEST_STAMP)
+	touch $(STAMP) $(TEST_STAMP)
 
 # Tesseract (the local engine's second OCR engine, with its orientation data) and strace (the
 # test that a local run sends nothing off the machine). Installed with apt-get when missing.
@@ -59,12 +62,16 @@ demo: setup
 	  [ $$rc -le 1 ] || exit $$rc
 	@echo "demo outputs: $(abspath $(DEMO_OUT)) (results.jsonl, manifest.json, report.html, one .md per document)"
 
-test: setup $(TEST_STAMP) browser
-	$(BIN)/python -m pytest -q --durations=30
+# Two pytest workers (pytest-xdist), each taking whole test files (--dist loadfile: a file's
+# module-scoped servers and runs start once). Most slow tests wait on servers and subprocesses,
+# so two workers help even on two cores. TEST_JOBS=0 runs in one process.
+TEST_JOBS ?= 2
+test: $(TEST_STAMP) system-deps browser
+	$(BIN)/python -m pytest -q --durations=30 -n $(TEST_JOBS) --dist loadfile
 
 # Mutation testing of the modules behind README's guarantees (not part of make test; ~5-10 min
 # on 2 cores): scores per guarantee printed and written to docs/testing.md.
-mutate: setup $(TEST_STAMP)
+mutate: $(TEST_STAMP) system-deps
 	$(BIN)/python tests/mutate.py
 
 # Benchmarks (not part of make test): figures printed and saved to bench/results/*.json.
@@ -72,7 +79,7 @@ bench: setup
 	$(BIN)/python bench/run_all.py
 
 # The 5,000-page load run with 5 % injected faults (a slow, marked test; minutes).
-load: setup $(TEST_STAMP)
+load: $(TEST_STAMP) system-deps
 	PIXTRACT_SLOW=1 $(BIN)/python -m pytest -q tests/test_load.py
 
 fixtures: $(STAMP)

@@ -72,3 +72,16 @@ def samples() -> Path:
 @pytest.fixture(scope="session")
 def real() -> Path:
     return REAL
+
+
+# The slowest files (a minute or more each), slowest first. `make test` runs whole files on two
+# workers (pytest-xdist --dist loadfile) in collection order: started first, they overlap the
+# many short files instead of ending the run with one worker on them and the other idle.
+SLOW_FILES = ("test_ocr.py", "test_deployments.py", "test_managed_server.py", "test_bench_smoke.py",
+              "test_flow_cli.py", "test_crash_resume.py", "test_stalls.py", "test_local.py",
+              "test_hostile_inputs.py", "test_offline_traffic.py", "test_workers.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's order stays

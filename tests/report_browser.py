@@ -161,14 +161,22 @@ class Browser:
         return result.get("result", {}).get("value")
 
     def click(self, selector: str) -> None:
-        """A real left click at the centre of the element (scrolled into view first)."""
-        box = self.eval(
-            f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
-            " if (!e) return null; e.scrollIntoView({block: 'center'});"
-            " const r = e.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; })()")
-        if box is None:
-            raise CDPError(f"no element {selector!r}")
-        x, y = box
+        """A real left click at the centre of the element (scrolled into view first). On a loaded
+        machine images still loading can move the element after it was measured, so the point is
+        measured again until the element itself is what sits there."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            box = self.eval(
+                f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+                " if (!e) return null; e.scrollIntoView({block: 'center'});"
+                " const r = e.getBoundingClientRect(), x = r.left + r.width / 2, y = r.top + r.height / 2;"
+                " return [x, y, e.contains(document.elementFromPoint(x, y))]; })()")
+            if box is None:
+                raise CDPError(f"no element {selector!r}")
+            x, y, on_target = box
+            if on_target or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
             self.call("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left",
                                                    "buttons": 1 if kind == "mousePressed" else 0,
