@@ -81,6 +81,11 @@ def _hint(text: str, label: str) -> str:
     return f"\n\n{label}:\n<text_layer>\n{text}\n</text_layer>"
 
 
+def max_tokens(task: TaskSpec) -> int:
+    """The longest answer a task's request allows."""
+    return task.max_tokens or DEFAULT_MAX_TOKENS[task.kind]
+
+
 def build_request(
     cfg: RunConfig,
     task: TaskSpec,
@@ -107,7 +112,7 @@ def build_request(
         model=model,
         temperature=cfg.temperature,
         seed=cfg.seed,
-        max_tokens=task.max_tokens or DEFAULT_MAX_TOKENS[task.kind],
+        max_tokens=max_tokens(task),
     )
     if task.kind == "extract":
         apply_json_mode(req, task, mode)

@@ -17,13 +17,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import answers, grounding, local, prompts, tokens
-from .blank import is_blank
+from . import answers, grounding, local, prompts, request_plan, tokens
 from .cache import AnswerCache, cache_key
 from .config import EndpointSpec, RunConfig, TaskSpec
 from .errors import InputError, OCRError
 from .guards import BudgetExceeded, CircuitBreaker
-from .messages import ChatRequest, ChatResponse, ImagePart, Usage
+from .messages import ChatRequest, ChatResponse, Usage
 from .plan import DocumentPlan
 from .pagethreads import PageThreads
 from .preflight import PreflightReport, ladder_plan
@@ -33,9 +32,9 @@ from .records import (
     BUDGET_EXCEEDED, INTERRUPTED, NO_CHART, ROUTE_TEXT_FALLBACK, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED,
     Document, ErrorInfo, Page, Record,
 )
-from .render import render_page, turned
+from .render import render_page
+from .request_plan import Part, nothing_to_send
 
-MAX_IMAGES_PER_REQUEST = 8  # Mistral's limit (model-apis.md §1.4)
 RENDER_AHEAD = 2  # page threads beyond the request concurrency (bench/README.md, throughput)
 STOP_NOTICE_S = 1.0  # how long a page whose worker died waits to learn whether the run is stopping
 JSON_MODES = ("json_schema", "json_object", "tool")
@@ -64,10 +63,6 @@ class Rung:
 
 def image_info(page: Page) -> dict:
     return {"width": page.width, "height": page.height, "bytes": len(page.image), "mime": page.mime}
-
-
-def _image_part(page: Page) -> ImagePart:
-    return ImagePart(page.image, page.mime, page.width, page.height)
 
 
 class Router:
@@ -230,7 +225,7 @@ class Router:
         if self.on_render is not None:
             self.on_render(page)
         words = _Words(self, [page])
-        if _blank(page):
+        if nothing_to_send(page):
             self._words_seen(page, words)
             return [self._blank_record(doc, page, t, q) for t in page_tasks for q in t.units()]
         page, turn = self._upright(page)
@@ -264,8 +259,7 @@ class Router:
         its own OCR image): the page and the degrees it was turned clockwise."""
         if self.rungs[0].route == "local":
             return page, 0
-        turn = local.upright_turn(page, self.cfg.ocr)
-        return (turned(page, turn, self.cfg.render), turn) if turn else (page, 0)
+        return request_plan.upright(page, self.cfg)
 
     def _blank_record(self, doc: Document, page: Page, task: TaskSpec, question: str | None) -> Record:
         """A page without ink: its empty answer is correct and costs nothing (no chart on it)."""
@@ -292,9 +286,7 @@ class Router:
             return [self._record(doc, page.number, task, None, status=STATUS_SKIPPED, image=image_info(page),
                                  error=ErrorInfo(NO_CHART, f"{doc.path} page {page.number}: no chart found"))]
         out = []
-        for region in regions:
-            crop = page if region.source == "whole-image" else charts.render_region(
-                doc, region, self.cfg.render, self.cfg.password)
+        for region, crop in request_plan.chart_views(doc, page, regions, self.cfg):
             rec = self._answer_unit(plan, task, None, [crop], _Lazy(lambda c=crop: c.text),
                                     caption=region.caption, region=region.index, page_number=page.number,
                                     words=words, region_box=_region_box(region, page))
@@ -316,7 +308,7 @@ class Router:
                 return self._interrupted_record(doc, None, task, question, "document")
             return self._record(doc, None, task, question, status=STATUS_FAILED, scope="document",
                                 pages=list(range(1, plan.pages + 1)), error=ErrorInfo.from_exception(e))
-        inked = [p for p in pages if not _blank(p)]  # blank pages are not sent to a model
+        inked = [p for p in pages if not nothing_to_send(p)]  # blank pages are not sent to a model
         if not inked:
             return self._record(doc, None, task, question, status=STATUS_OK, answer="", blank=True,
                                 scope="document", pages=[p.number for p in pages])
@@ -373,8 +365,10 @@ class Router:
                               "message": f"{rung.spec.profile} endpoint failing; circuit breaker open"}})
                 continue
             use_images = rung.route != ROUTE_TEXT_FALLBACK
-            source_text = pages[0].text if (use_images and scope == "page") else None
-            if not use_images:
+            if use_images:
+                parts = (list(request_plan.document_parts(pages)) if scope == "document"
+                         else [request_plan.page_part(pages[0])])
+            else:
                 try:
                     source_text = text.get()
                 except OCRError as e:
@@ -384,11 +378,9 @@ class Router:
                     tried.append({"route": rung.route, "error": {"type": "no_text",
                                   "message": "page has no text layer and OCR found no text"}})
                     continue
-            elif scope == "document":
-                source_text = "\n\n".join(f"[page {p.number}]\n{p.text}" for p in pages if p.text.strip())
+                parts = [request_plan.text_part(source_text)]
             try:
-                result = self._ask(rung, task, question, pages if use_images else [], source_text or "",
-                                   caption, acc)
+                result = self._ask(rung, task, question, parts, caption, acc)
             except BudgetExceeded as e:
                 if hit is not None:
                     return self._kept(key, hit, tried, acc, t0)
@@ -469,15 +461,14 @@ class Router:
                             model=ans.model, provider="local", tried=tried, fallback_reason=_reason(tried),
                             flags=ans.flags, **acc.fields(), **base)
 
-    def _ask(self, rung: Rung, task: TaskSpec, question, pages, text, caption, acc) -> dict:
-        """One rung's answer as record fields, or _RungFailed."""
-        images = [_image_part(p) for p in pages]
-        if len(images) > MAX_IMAGES_PER_REQUEST:
-            return self._ask_in_chunks(rung, task, question, pages, text, caption, acc)
+    def _ask(self, rung: Rung, task: TaskSpec, question, parts: list[Part], caption, acc) -> dict:
+        """One rung's answer as record fields, or _RungFailed. ``parts``: the unit's requests
+        as pipeline/request_plan.py plans them (several: a document in chunks)."""
+        if len(parts) > 1:
+            return self._ask_in_chunks(rung, task, question, parts, caption, acc)
         if task.kind == "extract":
-            return self._extract(rung, task, images, text, acc)
-        req = prompts.build_request(self.cfg, task, images=images, text=text, question=question,
-                                    caption=caption, model=rung.model)
+            return self._extract(rung, task, parts[0], acc)
+        req = request_plan.request(self.cfg, task, parts[0], question=question, caption=caption, model=rung.model)
         resp = self._answer_call(rung, req, acc)
         answer = self._text(rung, resp)
         if task.kind == "chart":
@@ -488,38 +479,26 @@ class Router:
             return {"answer": chart.summary or answer, "data": {"rows": chart.rows}}
         return {"answer": answer}
 
-    def _ask_in_chunks(self, rung, task, question, pages, text, caption, acc) -> dict:
+    def _ask_in_chunks(self, rung, task, question, parts: list[Part], caption, acc) -> dict:
         """Documents over 8 pages: answer chunk by chunk, then merge."""
-        parts = []
-        for i in range(0, len(pages), MAX_IMAGES_PER_REQUEST):
-            chunk = pages[i : i + MAX_IMAGES_PER_REQUEST]
-            chunk_text = "\n\n".join(f"[page {p.number}]\n{p.text}" for p in chunk if p.text.strip())
-            parts.append(self._ask(rung, task, question, chunk, chunk_text, caption, acc))
-        if task.kind == "extract":
-            data = _merge_objects([p["data"] for p in parts])
+        answered = [self._ask(rung, task, question, [part], caption, acc) for part in parts]
+        if not request_plan.merges_by_request(task):
+            data = _merge_objects([a["data"] for a in answered])
             errors = answers.validate(data, task.schema)
             return {"data": data, "valid": {"ok": not errors, "errors": errors},
                     "answer": _json_text(data), "schema": task.schema_name}
-        joined = "\n\n".join(f"Pages {i * 8 + 1}-{i * 8 + 8}: {p['answer']}" for i, p in enumerate(parts))
-        merge = TaskSpec(kind="ask", questions=[question or ""], prompt=(
-            "Several partial answers to one question, each from a part of the same document, follow. "
-            "Combine them into one final answer to the question, keeping exact figures.\n\n"
-            "Question: {question}"), max_tokens=task.max_tokens)
-        req = prompts.build_request(self.cfg, merge, text=joined, question=question,
-                                    model=self._text_model() or rung.model)
+        req = request_plan.merge_request(self.cfg, task, question, [a["answer"] for a in answered],
+                                         model=request_plan.merge_model(self.rungs, rung.model))
         return {"answer": self._text(rung, self._answer_call(rung, req, acc))}
 
-    def _text_model(self) -> str | None:
-        return next((r.model for r in self.rungs if r.route == ROUTE_TEXT_FALLBACK), None)
-
-    def _extract(self, rung: Rung, task: TaskSpec, images, text, acc) -> dict:
+    def _extract(self, rung: Rung, task: TaskSpec, part: Part, acc) -> dict:
         """JSON Schema first, then JSON mode, then a forced tool call, as the endpoint accepts;
         one repair turn quoting the validation errors."""
         from .providers.errors import BadRequest, UnprocessableError
 
         while True:
             mode = JSON_MODES[rung.json_mode]
-            req = prompts.build_request(self.cfg, task, images=images, text=text, model=rung.model, mode=mode)
+            req = request_plan.request(self.cfg, task, part, model=rung.model, mode=mode)
             try:
                 resp = self._answer_call(rung, req, acc, raw_errors=(BadRequest, UnprocessableError))
                 break
@@ -636,11 +615,6 @@ class _Accounting:
                 "cost_usd": round(self.cost, 8), "paid_usd": round(self.cost, 8), "attempts": self.attempts}
 
 
-def _blank(page: Page) -> bool:
-    """No text layer and no ink on the image: nothing to answer, nothing to pay for."""
-    return not page.has_text_layer and is_blank(page.image)
-
-
 class _Words:
     """The words of the pages a unit is answered from: the text layer's where it is real; else
     OCR's, once a step of the ladder has OCRed the page (the local engine, the text rung), or
@@ -658,7 +632,7 @@ class _Words:
     def get(self) -> dict[int, Any]:
         if self.router.cfg.grounding_ocr:
             for p in self.pages:
-                if self.found.get(p.number) is None and not _blank(p):
+                if self.found.get(p.number) is None and not nothing_to_send(p):
                     try:
                         self.router._ocr_text(_as_scan(p), self)
                     except OCRError:

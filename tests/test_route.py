@@ -181,15 +181,15 @@ def test_circuit_breaker_opens_and_closes(emu, tmp_path, samples):
 
 
 def test_budget_stops_new_requests(emu, tmp_path, samples):
-    from pixtract import prompts
-    from pixtract.route import _image_part, worst_case_cost
+    from pixtract import request_plan
+    from pixtract.route import worst_case_cost
     from pixtract.render import render_page
 
     p = plan(samples / "report.pdf")
     cfg = make_cfg(emu, tmp_path)
     page = render_page(p.document, 1, cfg.render)
-    worst = worst_case_cost(prompts.build_request(cfg, cfg.tasks[0], images=[_image_part(page)],
-                                                  text=page.text, model=VISION), VISION, cfg.prices_table())
+    worst = worst_case_cost(request_plan.request(cfg, cfg.tasks[0], request_plan.page_part(page), model=VISION),
+                            VISION, cfg.prices_table())
     # room for the first page's worst case, not for a second one on top of what it spent
     router = Router(make_cfg(emu, tmp_path, budget_usd=worst * 1.1))
     recs = [router.answer_page(p, n)[0] for n in (1, 2, 3)]

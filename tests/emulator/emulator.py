@@ -420,6 +420,7 @@ def _make_handler(emu: Emulator):
             if emu.config["validate"]:
                 skin.validate(wire)
             prompt = estimate_prompt_tokens(wire.req, model)
+            rec["prompt_tokens"] = prompt  # what an answered request (status 200) is billed
             if rest.endswith("/count_tokens"):
                 self._send(200, {"input_tokens": prompt})
                 return 200, "count_tokens"
