@@ -325,7 +325,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pixtract.providers.errors import ConfigError
 
     from .interrupt import StallWatch
-    from .localrun import LocalRun
 
     managed = False
     watch = local = stop_workers = None
@@ -353,6 +352,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             cfg = load_config(args)
             checked = check_run(cfg, args.overwrite, while_waiting=start_prefect)
+            from .localrun import LocalRun  # the batch core: imported while Prefect imports
+
             local = LocalRun(preflight=checked)
             watch = StallWatch(cfg.stall_timeout + STALL_MARGIN_S, STALL_STARTUP_S) if cfg.stall_timeout else None
             stop_early = _answer_early(cfg, local, stop_workers)  # the first pages go out while Prefect imports
