@@ -202,7 +202,7 @@ def _run(cfg: RunConfig, submit_pages, submit_document, listener: Listener, cont
         raise
     stopped = control.stop.is_set()
     router.close(wait=not stopped)
-    if not stopped:  # a stopped run's process ends soon; its workers die with it (PDEATHSIG)
+    if not stopped:  # a stopped run stops them once its outputs are written (below)
         stop_workers()
     summary = writer.summary(interrupted=(control.signal or "stop") if stopped else None)
     finished = dt.datetime.now(dt.timezone.utc)
@@ -217,7 +217,8 @@ def _run(cfg: RunConfig, submit_pages, submit_document, listener: Listener, cont
         build_report(cfg.out)
     control.summary, control.documents = summary, writer.documents
     control.written.set()
-    if stopped:
+    if stopped:  # after the outputs: the command line exits meanwhile, a library caller goes on
+        stop_workers()
         return summary
     log.info("%s", summary["headline"])
     log.info("%s", format_ledger(ledger))
