@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from pixtract.flows.inbox import (
+from pixtract.inbox import (
     InboxError,
     InboxIndex,
     PartSpec,
@@ -258,3 +258,4 @@ def test_merge_keeps_one_failure_for_an_unreadable_document(tmp_path):
     assert (path, sha, [r.error.type for r in recs]) == ("in/bad.pdf", "d" * 64, ["unreadable_file"])
     assert writer.summary()["ledger"]["balanced"]
     assert json.loads(json.dumps(writer.documents))[0]["kind"] == "pdf"
+
