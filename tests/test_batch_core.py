@@ -9,26 +9,15 @@ import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
-import pymupdf
 import pytest
 
 from pixtract import batch
 from pixtract.config import build_config
 from pixtract.outputs import read_results
 from pixtract.workers import worker_pids
+from tests.helpers import text_pdfs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def make_pdfs(folder, pages: dict[str, int]) -> None:
-    folder.mkdir()
-    for name, n in pages.items():
-        pdf = pymupdf.open()
-        for p in range(n):
-            page = pdf.new_page(width=300, height=200)
-            page.insert_text((20, 40), f"Core test, document {name}, page {p + 1}.", fontsize=10)
-            page.insert_text((20, 60), "The quick brown fox jumps over the lazy dog.", fontsize=10)
-        pdf.save(folder / f"{name}.pdf")
 
 
 def local_config(inputs, out, **more):
@@ -59,7 +48,7 @@ def small_chunks(monkeypatch):
 def test_chunks_finishing_out_of_order_are_written_in_input_order(tmp_path):
     """The first chunk is held back until the second has finished: results.jsonl still holds
     every page once, in input order, and the chunks were cut across documents."""
-    make_pdfs(tmp_path / "in", {"a": 3, "b": 3, "c": 3})
+    text_pdfs(tmp_path / "in", {"a": 3, "b": 3, "c": 3})
     cfg = local_config(tmp_path / "in", tmp_path / "out")
     second_done = threading.Event()
     finished, labels = [], []
@@ -97,7 +86,7 @@ def test_chunks_finishing_out_of_order_are_written_in_input_order(tmp_path):
 
 
 def test_a_chunk_that_raises_fails_its_pages_and_the_batch_goes_on(tmp_path):
-    make_pdfs(tmp_path / "in", {"a": 4, "b": 2})
+    text_pdfs(tmp_path / "in", {"a": 4, "b": 2})
     cfg = local_config(tmp_path / "in", tmp_path / "out")
 
     def submit_pages(router, pages, label):
@@ -120,7 +109,7 @@ def test_a_chunk_that_raises_fails_its_pages_and_the_batch_goes_on(tmp_path):
 def test_a_stopped_run_writes_one_record_for_every_planned_page(tmp_path):
     """Stopped while a chunk never finishes: the run waits STOP_GRACE_S, then every page still
     gets exactly one record (the unfinished ones ``interrupted``) and the outputs are written."""
-    make_pdfs(tmp_path / "in", {"a": 1, "b": 4, "c": 2})
+    text_pdfs(tmp_path / "in", {"a": 1, "b": 4, "c": 2})
     cfg = local_config(tmp_path / "in", tmp_path / "out")
     control = batch.RunControl()
 
@@ -156,7 +145,7 @@ def test_a_whole_run_never_imports_prefect(tmp_path):
 
 
 def test_an_unreadable_input_is_a_failed_record_and_the_rest_is_answered(tmp_path):
-    make_pdfs(tmp_path / "in", {"a": 2})
+    text_pdfs(tmp_path / "in", {"a": 2})
     (tmp_path / "in" / "broken.pdf").write_bytes(b"%PDF-1.7\nnot really a pdf")
     summary = batch.run(local_config(tmp_path / "in", tmp_path / "out"), report=False)
     records = read_results(str(tmp_path / "out"))
