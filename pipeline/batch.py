@@ -258,7 +258,8 @@ class _Batch:
 
     def __init__(self, cfg: RunConfig, router, writer: OutputWriter, listener: Listener, stop: threading.Event,
                  submit_pages, submit_document, log) -> None:
-        self.cfg, self.router, self.writer, self.listener, self.stop, self.log = cfg, router, writer, listener, stop, log
+        self.cfg, self.router, self.writer, self.listener = cfg, router, writer, listener
+        self.stop, self.log = stop, log
         self.submit_pages, self.submit_document = submit_pages, submit_document
         self.window = -(-router.page_threads // PAGES_PER_TASK) + CHUNKS_AHEAD  # chunks in flight
         self.pending: deque = deque()  # (items, future) in submission order; an item is (open doc, page or unit)
