@@ -34,7 +34,7 @@ system-deps:
 	    tesseract-ocr-osd strace >/dev/null; }
 	@tesseract --version 2>&1 | head -n 1
 
-# Extra Tesseract languages (RapidOCR, the default engine, already reads Chinese, Japanese and
+# Extra Tesseract languages (RapidOCR, the other engine, already reads Chinese, Japanese and
 # Latin scripts): make ocr-langs OCR_LANGS="kor rus chi_sim" (Tesseract codes; Debian packages).
 OCR_LANGS ?= chi_sim jpn
 ocr-langs:

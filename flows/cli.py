@@ -70,24 +70,31 @@ def _setting(flag: str):
     return parse
 
 
+def _add_setting(group, flag: str) -> None:
+    """A flag of a scalar setting, with the type, range, help and choices its declaration in
+    pixtract.config.SETTINGS gives (flags_layer reads it back by the same declaration)."""
+    from pixtract.config import SETTING_BY_FLAG
+
+    setting = SETTING_BY_FLAG[flag]
+    group.add_argument(flag, type=_setting(flag) if setting.type is not str else None, metavar=setting.metavar,
+                       choices=setting.choices, help=setting.help_text())
+
+
 def _add_config_flags(p: argparse.ArgumentParser, with_out: bool = True) -> None:
     from pixtract.config import PROFILES, SCOPES, TASKS
 
     p.add_argument("paths", nargs="*", metavar="PATH", help="files, folders (recursive) or globs")
     p.add_argument("--job", metavar="FILE", help="job file (TOML) with inputs, tasks, models, outputs")
     if with_out:
-        p.add_argument("--out", metavar="DIR", help="output folder (created if missing)")
+        _add_setting(p, "--out")
     g = p.add_argument_group("model endpoint")
-    g.add_argument("--profile", choices=PROFILES, help="local (default: text layer + Tesseract), or a model API")
-    g.add_argument("--base-url", help="override the profile's base URL (required for --profile openai)")
-    g.add_argument("--vision-model", help="vision model ID (default: the profile's Pixtral Large 2411 ID)")
-    g.add_argument("--text-model", help="text model ID for the text fallback (default: Mistral Large 2411)")
+    for flag in ("--profile", "--base-url", "--vision-model", "--text-model"):
+        _add_setting(g, flag)
     g.add_argument("--alt-profile", choices=PROFILES, help="second vision endpoint, tried when the first fails")
     g.add_argument("--alt-base-url", help="base URL of the second vision endpoint")
     g.add_argument("--alt-vision-model", help="vision model of the second endpoint")
-    g.add_argument("--concurrency", type=_setting("--concurrency"), metavar="N", help="requests/pages in flight (default 8; local: CPUs)")
-    g.add_argument("--timeout", type=_setting("--timeout"), metavar="S", help="seconds per request (default 120)")
-    g.add_argument("--max-retries", type=_setting("--max-retries"), metavar="N", help="retries per request (default 4)")
+    for flag in ("--concurrency", "--timeout", "--max-retries"):
+        _add_setting(g, flag)
     g.add_argument("--stream", action="store_true", default=None, help="stream answers (SSE)")
     g.add_argument("--no-local-fallback", action="store_true", help="do not fall back to the local engine")
     t = p.add_argument_group("task")
@@ -99,27 +106,24 @@ def _add_config_flags(p: argparse.ArgumentParser, with_out: bool = True) -> None
     t.add_argument("--prompt", help="replace the task's default prompt")
     t.add_argument("--system-prompt", help="replace the system prompt")
     r = p.add_argument_group("rendering")
-    r.add_argument("--max-edge", type=_setting("--max-edge"), metavar="PX", help="long edge of page images (default 1024)")
-    r.add_argument("--dpi-cap", type=_setting("--dpi-cap"), metavar="DPI", help="never render a PDF page above this DPI (default 200)")
+    _add_setting(r, "--max-edge")
+    _add_setting(r, "--dpi-cap")
     r.add_argument("--image-format", choices=("auto", "png", "jpeg"), help="auto (default): PNG line art, JPEG photos")
     o = p.add_argument_group("local engine (OCR)")
-    o.add_argument("--ocr-engine", choices=("rapidocr", "tesseract"),
-                   help="OCR for scans and images: rapidocr (default, bundled PP-OCR models) or tesseract")
-    o.add_argument("--ocr-lang", metavar="LANGS",
-                   help="OCR languages as Tesseract codes joined by '+' (default eng; e.g. eng+chi_sim, jpn, kor)")
+    _add_setting(o, "--ocr-engine")
+    _add_setting(o, "--ocr-lang")
     o.add_argument("--force-ocr", action="store_true", help="OCR every page, even those with a text layer")
     o.add_argument("--no-upright", action="store_true", help="do not detect and undo 90/180/270 degree turns")
     g = p.add_argument_group("outputs and grounding")
-    g.add_argument("--page-marker", metavar="TEXT",
-                   help="line between pages in <stem>.md; {page} is the page number (default '<!-- page {page} -->', '' for none)")
+    _add_setting(g, "--page-marker")
     g.add_argument("--annotated-markdown", action="store_true",
                    help="also write <stem>.annotated.md with routes, flags, agreement and unlocated values")
     g.add_argument("--grounding-ocr", action="store_true",
                    help="OCR pages without a text layer to locate a model's answers on them (one OCR per such page)")
     c = p.add_argument_group("cost and resume")
-    c.add_argument("--budget-usd", type=_setting("--budget-usd"), metavar="X", help="start no request that could take spending past X")
+    _add_setting(c, "--budget-usd")
     c.add_argument("--no-cache", action="store_true", help="ignore cached answers and ask afresh")
-    c.add_argument("--cache-dir", metavar="DIR", help="answer cache (default: OUT/.pixtract/cache)")
+    _add_setting(c, "--cache-dir")
     c.add_argument("--price", action="append", metavar="MODEL=IN,OUT",
                    help="USD per million input and output tokens of a model (repeatable); needed for "
                         "--budget-usd and estimate when pixtract has no price for the model")
@@ -218,16 +222,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def flags_layer(args: argparse.Namespace) -> dict[str, Any]:
     """The command-line layer: only what the user actually typed."""
+    from pixtract.config import SETTINGS, set_path
+
     a = vars(args)
     layer: dict[str, Any] = {
-        "inputs": a.get("paths") or None, "out": a.get("out"), "profile": a.get("profile"),
-        "concurrency": a.get("concurrency"), "budget_usd": a.get("budget_usd"),
-        "cache_dir": a.get("cache_dir"), "stream": a.get("stream"), "system_prompt": a.get("system_prompt"),
-        "endpoint": {k: a.get(k) for k in ("base_url", "vision_model", "text_model", "timeout", "max_retries")},
-        "render": {"max_edge": a.get("max_edge"), "dpi_cap": a.get("dpi_cap"), "image_format": a.get("image_format")},
-        "ocr": {"engine": a.get("ocr_engine"), "lang": a.get("ocr_lang"),
-                "force": True if a.get("force_ocr") else None, "upright": False if a.get("no_upright") else None},
+        "inputs": a.get("paths") or None, "stream": a.get("stream"), "system_prompt": a.get("system_prompt"),
+        "render": {"image_format": a.get("image_format")},
+        "ocr": {"force": True if a.get("force_ocr") else None, "upright": False if a.get("no_upright") else None},
     }
+    for setting in SETTINGS:  # the scalar settings, by their one declaration
+        if setting.flag and a.get(setting.dest) is not None:
+            set_path(layer, setting.path, a[setting.dest])
     if a.get("no_cache"):
         layer["cache"] = False
     if a.get("no_local_fallback"):
@@ -243,8 +248,6 @@ def flags_layer(args: argparse.Namespace) -> dict[str, Any]:
     for flag in ("annotated_markdown", "grounding_ocr"):
         if a.get(flag):
             layer[flag] = True
-    if a.get("page_marker") is not None:
-        layer["page_marker"] = a["page_marker"]
     return layer
 
 
@@ -437,7 +440,7 @@ def _start_workers(cfg):
 
 
 def _answer_early(cfg, local, stop_workers):
-    """Start the first pages now, while Prefect creates the flow run (pipeline/prefetch.py);
+    """Start answering pages now, until the flow takes over (pipeline/prefetch.py);
     returns what stops the workers at the end."""
     from pixtract import prefetch
 
@@ -524,7 +527,7 @@ def effective_config(cfg) -> dict:
         if spec is None or not spec.remote:
             continue
         prof = get_profile(spec.profile)
-        var = spec.api_key_env or prof.key_env
+        var = spec.key_env
         d[name]["api_key"] = ("***" if var and os.environ.get(var) else None)
         d[name]["api_key_from"] = f"Prefect Secret block {spec.api_key_secret!r}" if spec.api_key_secret else var
         for k in ("base_url", "vision_model", "text_model"):

@@ -49,6 +49,7 @@ from pixtract.flows.batch import (
     pdf_password,
 )
 from pixtract.inbox import (  # noqa: F401 - InboxError and the plan/merge helpers are used from here too
+    BUDGET_FILE,
     CONFIG_SNAPSHOT,
     DEFAULT_PAGES_PER_PART,
     INDEX,
@@ -70,6 +71,7 @@ from pixtract.inbox import (  # noqa: F401 - InboxError and the plan/merge helpe
     plan_parts,
     run_name,
 )
+from pixtract.guards import read_shared_spend
 from pixtract.ledger import format_ledger
 from pixtract.manifest import build_manifest
 from pixtract.outputs import MANIFEST, WORK_DIR, OutputWriter, atomic_write
@@ -210,6 +212,8 @@ def _inbox_run(log, cfg: RunConfig, root: str, started: dt.datetime, part_deploy
     name = os.path.basename(run_dir)
     snapshot = cfg.public()
     snapshot.update(out=run_dir, cache_dir=os.path.abspath(cfg.cache_path()))
+    if cfg.budget_usd is not None:  # one limit for the whole run: every part reserves against it
+        snapshot["budget_file"] = os.path.join(run_dir, WORK_DIR, BUDGET_FILE)
     atomic_write(os.path.join(run_dir, WORK_DIR, CONFIG_SNAPSHOT), json.dumps(snapshot, indent=2) + "\n")
     plan_path = os.path.join(run_dir, WORK_DIR, "parts.json")
     if os.path.exists(plan_path):  # a retried run keeps its plan (and its finished parts)
@@ -233,6 +237,9 @@ def _inbox_run(log, cfg: RunConfig, root: str, started: dt.datetime, part_deploy
         raise
     summary = writer.summary()
     parts_info, problems, spent, refused = _parts_info(run_dir, specs, why)
+    if snapshot.get("budget_file") and os.path.exists(snapshot["budget_file"]):
+        # the shared spend also counts what parts spent in attempts that crashed
+        spent = sum(e["spent"] for e in read_shared_spend(snapshot["budget_file"]).values())
     finished = dt.datetime.now(dt.timezone.utc)
     inbox_info.update(run=name, parts=len(specs), pages_per_part=pages_per_part)
     writer.finish(build_manifest(
@@ -240,7 +247,7 @@ def _inbox_run(log, cfg: RunConfig, root: str, started: dt.datetime, part_deploy
         extra={"outcome": summary["outcome"], "headline": summary["headline"],
                "ledger": summary["ledger"], "model_problems": problems,
                "budget": {"limit_usd": cfg.budget_usd, "spent_usd": round(spent, 6), "refused_requests": refused,
-                          "per": "part"},
+                          "per": "run"},
                "inbox": inbox_info, "parts": parts_info}))
     build_report(run_dir)
     index.update(index_entries(documents, name, finished))

@@ -13,9 +13,10 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from .messages import ChatResponse
+from .errors import PixtractError
 
 
-class AnswerError(Exception):
+class AnswerError(PixtractError):
     """A response that cannot count as an answer (empty, truncated, unparsable)."""
 
     type = "bad_answer"

@@ -4,8 +4,6 @@ runs these checks while Prefect is still importing."""
 
 from __future__ import annotations
 
-import os
-
 
 def check_run(cfg, overwrite: bool, while_waiting=None):
     """Everything that can stop a run before any page, in the order a user would fix it:
@@ -33,10 +31,6 @@ def check_run(cfg, overwrite: bool, while_waiting=None):
 
 def _check_key(cfg) -> None:
     """Fail fast, before Prefect starts, when a model profile has no key."""
-    from .providers import Endpoint
-
     for spec in [cfg.endpoint] + ([cfg.vision_alt] if cfg.vision_alt else []):
         if spec.remote:
-            key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
-            Endpoint(profile=spec.profile, base_url=spec.base_url, vision_model=spec.vision_model,
-                     text_model=spec.text_model, api_key=key).resolved()
+            spec.endpoint().resolved()

@@ -13,6 +13,8 @@ import re
 
 import pymupdf
 
+from .errors import PixtractError
+
 MAX_FORM_INVOCATIONS = 200_000
 MAX_DEPTH = 40
 _DO = re.compile(rb"/([^\s/\[\]()<>{}%]+)\s+Do\b")
@@ -20,8 +22,8 @@ _XOBJ_DICT = re.compile(r"/XObject\s*<<(.*?)>>", re.S)
 _XOBJ_REF = re.compile(r"/([^\s/\[\]()<>{}%]+)\s+(\d+)\s+0\s+R")
 
 
-class TooComplex(Exception):
-    pass
+class TooComplex(PixtractError):
+    type = "too_complex"
 
 
 def _uses(content: bytes) -> dict[bytes, int]:

@@ -37,6 +37,23 @@ class Setting:
     type: type
     lo: float | None = None
     hi: float | None = None
+    help: str = ""  # the flag's help; "{default}" is replaced by the field's default
+    metavar: str | None = None
+    choices: tuple[str, ...] | None = None  # offered by the flag (the config's own checks enforce them)
+    folder: bool = False  # a path: in a job file, relative to the job file's folder
+
+    @property
+    def default(self) -> Any:
+        """The default of the field this setting fills, read from the dataclasses themselves."""
+        return _get_path(RunConfig(inputs=[], out=""), self.path)
+
+    @property
+    def dest(self) -> str | None:
+        """The flag's name in argparse's namespace."""
+        return self.flag.removeprefix("--").replace("-", "_") if self.flag else None
+
+    def help_text(self) -> str:
+        return self.help.replace("{default}", str(self.default))
 
     def parse(self, raw: Any, origin: str) -> Any:
         """``raw`` as this setting's type, in range; UsageError naming ``origin`` otherwise."""
@@ -57,28 +74,44 @@ class Setting:
 _TYPE_WORDS = {int: "whole number", float: "number", str: "text"}
 
 SETTINGS = [
-    Setting("profile", "--profile", "PIXTRACT_PROFILE", str),
-    Setting("out", "--out", "PIXTRACT_OUT", str),
-    Setting("endpoint.base_url", "--base-url", "PIXTRACT_BASE_URL", str),
-    Setting("endpoint.vision_model", "--vision-model", "PIXTRACT_VISION_MODEL", str),
-    Setting("endpoint.text_model", "--text-model", "PIXTRACT_TEXT_MODEL", str),
-    Setting("endpoint.timeout", "--timeout", "PIXTRACT_TIMEOUT", float, 0.001),
-    Setting("endpoint.max_retries", "--max-retries", "PIXTRACT_MAX_RETRIES", int, 0),
-    Setting("concurrency", "--concurrency", "PIXTRACT_CONCURRENCY", int, 1, 1024),
-    Setting("render.max_edge", "--max-edge", "PIXTRACT_MAX_EDGE", int, 64, 10000),
-    Setting("render.dpi_cap", "--dpi-cap", "PIXTRACT_DPI_CAP", int, 36, 1200),
-    Setting("budget_usd", "--budget-usd", "PIXTRACT_BUDGET_USD", float, 0),
-    Setting("cache_dir", "--cache-dir", "PIXTRACT_CACHE_DIR", str),
+    Setting("profile", "--profile", "PIXTRACT_PROFILE", str, choices=PROFILES,
+            help="{default} (the default: text layer + OCR, offline), or a model API"),
+    Setting("out", "--out", "PIXTRACT_OUT", str, metavar="DIR", folder=True, help="output folder (created if missing)"),
+    Setting("endpoint.base_url", "--base-url", "PIXTRACT_BASE_URL", str,
+            help="override the profile's base URL (required for --profile openai)"),
+    Setting("endpoint.vision_model", "--vision-model", "PIXTRACT_VISION_MODEL", str,
+            help="vision model ID (default: the profile's Pixtral Large 2411 ID)"),
+    Setting("endpoint.text_model", "--text-model", "PIXTRACT_TEXT_MODEL", str,
+            help="text model ID for the text fallback (default: the profile's Mistral Large 2411 ID)"),
+    Setting("endpoint.timeout", "--timeout", "PIXTRACT_TIMEOUT", float, 0.001, metavar="S",
+            help="seconds per request (default {default})"),
+    Setting("endpoint.max_retries", "--max-retries", "PIXTRACT_MAX_RETRIES", int, 0, metavar="N",
+            help="retries per request (default {default})"),
+    Setting("concurrency", "--concurrency", "PIXTRACT_CONCURRENCY", int, 1, 1024, metavar="N",
+            help="requests/pages in flight (default 8; local: CPUs)"),
+    Setting("render.max_edge", "--max-edge", "PIXTRACT_MAX_EDGE", int, 64, 10000, metavar="PX",
+            help="long edge of page images (default {default})"),
+    Setting("render.dpi_cap", "--dpi-cap", "PIXTRACT_DPI_CAP", int, 36, 1200, metavar="DPI",
+            help="never render a PDF page above this DPI (default {default})"),
+    Setting("budget_usd", "--budget-usd", "PIXTRACT_BUDGET_USD", float, 0, metavar="X",
+            help="start no request that could take spending past X"),
+    Setting("cache_dir", "--cache-dir", "PIXTRACT_CACHE_DIR", str, metavar="DIR", folder=True,
+            help="answer cache (default: OUT/.pixtract/cache)"),
     # MuPDF worker processes (pipeline/workers.py): a step's deadline, and each worker's memory cap
     Setting("page_timeout", None, "PIXTRACT_PAGE_TIMEOUT", float, 0.001),
     Setting("worker_memory_mb", None, "PIXTRACT_WORKER_MEMORY_MB", int, 0),
     # a page still unanswered after this long is given up (pipeline/pagethreads.py); 0: never
     Setting("stall_timeout", None, "PIXTRACT_STALL_TIMEOUT", float, 0),
     # the local engine's OCR (pipeline/ocr.py): engine and languages
-    Setting("ocr.engine", "--ocr-engine", "PIXTRACT_OCR_ENGINE", str),
-    Setting("ocr.lang", "--ocr-lang", "PIXTRACT_OCR_LANG", str),
+    Setting("ocr.engine", "--ocr-engine", "PIXTRACT_OCR_ENGINE", str, choices=("rapidocr", "tesseract"),
+            help="OCR for scans and images (default {default}): tesseract, or rapidocr (bundled PP-OCR "
+                 "models: reads better, costs ~4x the CPU)"),
+    Setting("ocr.lang", "--ocr-lang", "PIXTRACT_OCR_LANG", str, metavar="LANGS",
+            help="OCR languages as Tesseract codes joined by '+' (default {default}; e.g. eng+chi_sim, jpn, kor)"),
     # outputs: the marker between pages in <stem>.md
-    Setting("page_marker", "--page-marker", "PIXTRACT_PAGE_MARKER", str),
+    Setting("page_marker", "--page-marker", "PIXTRACT_PAGE_MARKER", str, metavar="TEXT",
+            help="line between pages in <stem>.md; {page} is the page number (default '<!-- page {page} -->', "
+                 "'' for none)"),
 ]
 SETTING_BY_PATH = {s.path: s for s in SETTINGS}
 SETTING_BY_FLAG = {s.flag: s for s in SETTINGS if s.flag}
@@ -104,6 +137,25 @@ class EndpointSpec:
     @property
     def remote(self) -> bool:
         return self.profile != "local"
+
+    @property
+    def key_env(self) -> str | None:
+        """The environment variable that holds this endpoint's key: the spec's own, or its profile's."""
+        from .profiles import get_profile
+
+        return self.api_key_env or get_profile(self.profile).key_env
+
+    def endpoint(self, concurrency: int = 8, timeout: float | None = None, **overrides: Any):
+        """The provider ``Endpoint`` of this spec: the one conversion from spec to endpoint. The
+        key is read from the environment now, so neither the spec nor the job file holds it."""
+        from .providers import Endpoint
+
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None  # else: the profile's variable
+        return Endpoint(**{"profile": self.profile, "base_url": self.base_url, "vision_model": self.vision_model,
+                           "text_model": self.text_model, "timeout": timeout or self.timeout,
+                           "max_retries": self.max_retries, "backoff_base": self.backoff_base,
+                           "backoff_max": self.backoff_max, "concurrency": concurrency, "api_key": key,
+                           **overrides})
 
 
 @dataclass
@@ -141,6 +193,7 @@ class RunConfig:
     ocr: OcrOptions = field(default_factory=OcrOptions)  # the local engine's OCR ([ocr] in a job file)
     concurrency: int = 0  # 0: default for the profile
     budget_usd: float | None = None
+    budget_file: str | None = None  # spend shared by the processes of one run (an inbox run's parts)
     cache: bool = True
     cache_dir: str | None = None  # default: <out>/.pixtract/cache
     stream: bool = False
@@ -328,8 +381,9 @@ def load_job(path: str) -> dict[str, Any]:
 
     if "inputs" in job:
         job["inputs"] = [rel(p) for p in _as_list(job["inputs"])]
-    if "out" in job:
-        job["out"] = rel(job["out"])
+    for setting in SETTINGS:
+        if setting.folder and isinstance(_get_path(job, setting.path), str):
+            set_path(job, setting.path, rel(_get_path(job, setting.path)))
     for t in job.get("tasks", []):
         if t.get("schema"):
             t["schema_path"] = rel(t.pop("schema"))
@@ -344,7 +398,7 @@ def env_layer(environ: dict[str, str] | None = None) -> dict[str, Any]:
     layer: dict[str, Any] = {}
     for setting in SETTINGS:
         if setting.env and environ.get(setting.env):
-            _set_path(layer, setting.path, setting.parse(environ[setting.env], setting.env))
+            set_path(layer, setting.path, setting.parse(environ[setting.env], setting.env))
     return layer
 
 
@@ -461,7 +515,7 @@ def _get_path(obj: Any, path: str) -> Any:
     return obj
 
 
-def _set_path(d: dict[str, Any], path: str, value: Any) -> None:
+def set_path(d: dict[str, Any], path: str, value: Any) -> None:
     *parents, last = path.split(".")
     for p in parents:
         d = d.setdefault(p, {})

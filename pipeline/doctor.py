@@ -48,12 +48,12 @@ def check_prefect() -> Check:
 def check_endpoint(spec, timeout: float = 10.0) -> list[Check]:
     """Key present, endpoint reachable, configured models available."""
     from .profiles import get_profile
-    from .providers import Endpoint, ProviderError, make_client
+    from .providers import ProviderError, make_client
 
     prof = get_profile(spec.profile)
     if prof.dialect is None:
         return [Check("profile", True, "local profile: no endpoint needed")]
-    var = spec.api_key_env or prof.key_env
+    var = spec.key_env
     key = os.environ.get(var) if var else None
     checks = []
     if prof.key_required:
@@ -62,9 +62,7 @@ def check_endpoint(spec, timeout: float = 10.0) -> list[Check]:
         if not key:
             return checks
     try:
-        client = make_client(Endpoint(profile=spec.profile, base_url=spec.base_url, api_key=key,
-                                      vision_model=spec.vision_model, text_model=spec.text_model,
-                                      timeout=timeout, max_retries=0, max_rate_limit_wait=timeout))
+        client = make_client(spec.endpoint(timeout=timeout, max_retries=0, max_rate_limit_wait=timeout))
     except ProviderError as e:
         return checks + [Check("endpoint", False, str(e), "fix the profile settings (see pixtract config show)")]
     with client:

@@ -1,4 +1,34 @@
-"""Errors about inputs and configuration. Each has a stable ``type`` used in records."""
+"""pixtract's errors: one tree with one root, so ``except PixtractError`` catches everything the
+library raises on purpose. Each class has a stable ``type``, the string records and manifests
+carry (``error.type``); nothing downstream matches words in messages.
+
+    PixtractError
+    ├── UsageError                bad command line or configuration: exit 2, before any work
+    ├── InputError                a file or page that cannot be processed: a failed record
+    │   ├── UnsupportedFile
+    │   ├── UnreadableFile
+    │   │   └── OpenTimeout
+    │   ├── DecompressionBomb
+    │   └── RenderError
+    │       ├── RenderTimeout
+    │       ├── RenderCrashed
+    │       └── RenderOutOfMemory
+    ├── OCRError
+    ├── PageStalled               a page not answered within the stall limit (pagethreads.py)
+    ├── TooComplex                a page whose drawing would explode (complexity.py)
+    ├── ProviderError             a model call failed (providers/errors.py draws its branch)
+    │   ├── ConfigError
+    │   ├── RetryableError        rate limits, timeouts, 5xx, dropped or malformed responses
+    │   └── FinalError            what a retry cannot fix: 400, 401, 402, 403, 404 (ModelGoneError), ...
+    ├── AnswerError               a response that cannot count as an answer (answers.py)
+    ├── BudgetExceeded            a request that would pass the spending limit (guards.py)
+    ├── LedgerError               records that do not balance against the plan (ledger.py)
+    └── InboxError, PartFailed    an inbox run that cannot go on; a part that did not finish (flows/inbox.py)
+
+Each class lives beside the code that raises it and derives from this root; this module holds
+the root and the input errors. An unexpected error (a bug) is not a PixtractError: raised in a
+MuPDF worker process it comes back as ``workers.RemoteError``, carrying the original type name.
+"""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,9 +78,16 @@ class PageIndex:
 
 def norm(text: str) -> str:
     """Compare form: NFKC, case folded, punctuation dropped, spaces collapsed."""
+    if text.isascii():  # most words: the same result from C string methods (a few hundred calls a page)
+        return " ".join(text.lower().translate(_ASCII_PUNCT).split())
     text = unicodedata.normalize("NFKC", text).casefold()
-    text = "".join(c if c.isalnum() or c.isspace() else ("" if c in "'’.,-" else " ") for c in text)
+    text = "".join(c if c.isalnum() or c.isspace() else ("" if c in _DROPPED else " ") for c in text)
     return " ".join(text.split())
+
+
+_DROPPED = "'’.,-"  # punctuation inside words ("Inc.," -> "inc"); any other becomes a space
+# NFKC leaves ASCII as it is and casefold() lowers it, so this table is norm's character rule on ASCII.
+_ASCII_PUNCT = {c: "" if chr(c) in _DROPPED else " " for c in range(128) if not (chr(c).isalnum() or chr(c).isspace())}
 
 
 @dataclass
@@ -257,9 +265,7 @@ def ground_extract(data: Any, pages: list[PageIndex]) -> list[dict[str, Any]]:
 def markdown_blocks(md: str) -> list[dict[str, Any]]:
     """A transcription's top-level blocks: type (heading, paragraph, list, table, code, quote,
     caption), their text lines and, for a table, its rows of cells."""
-    from markdown_it import MarkdownIt
-
-    tokens = MarkdownIt("commonmark").enable("table").parse(md)
+    tokens = _block_parser().parse(md)
     lines = md.splitlines()
     blocks: list[dict[str, Any]] = []
     kinds = {"heading_open": "heading", "paragraph_open": "paragraph", "bullet_list_open": "list",
@@ -279,6 +285,21 @@ def markdown_blocks(md: str) -> list[dict[str, Any]]:
             block["level"] = int(t.tag[1:])
         blocks.append(block)
     return blocks
+
+
+_PARSERS = threading.local()
+
+
+def _block_parser():
+    """markdown-it's block parse only, one parser per thread: the blocks need the block tokens
+    and their source text (``content``), not inline parsing, which took half of each parse,
+    nor a new parser per call (twice a page: grounding and the layout JSON)."""
+    md = getattr(_PARSERS, "md", None)
+    if md is None:
+        from markdown_it import MarkdownIt
+
+        md = _PARSERS.md = MarkdownIt("commonmark").enable("table").disable(["inline", "text_join"])
+    return md
 
 
 def _table_rows(tokens: list, start: int) -> list[list[str]]:

@@ -1,9 +1,16 @@
-"""Guards around model calls: a circuit breaker per endpoint and the spending budget."""
+"""Guards around model calls: a circuit breaker per endpoint and the spending budget (one
+process's, or one shared by the processes that answer parts of the same run)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import threading
 import time
+from typing import Any, Iterator
+
+from .errors import PixtractError
 
 
 class CircuitBreaker:
@@ -52,12 +59,15 @@ class CircuitBreaker:
             self.probing = False
 
 
-class BudgetExceeded(Exception):
+class BudgetExceeded(PixtractError):
     type = "budget_exceeded"
 
 
 class Budget:
-    """Spending limit: a request starts only if its worst-case cost still fits."""
+    """Spending limit: a request starts only if its worst-case cost still fits.
+
+    ``spent``, ``reserved`` and ``refused`` are this process's own figures (its manifest reports
+    them); the limit is checked against ``_totals()``, which a shared budget takes from its file."""
 
     def __init__(self, limit_usd: float | None) -> None:
         self.limit = limit_usd
@@ -67,17 +77,86 @@ class Budget:
         self._lock = threading.Lock()
 
     def reserve(self, worst_case_usd: float) -> float:
-        with self._lock:
-            if self.limit is not None and self.spent + self.reserved + worst_case_usd > self.limit + 1e-12:
+        with self._lock, self._shared() as totals:
+            spent, reserved = self._totals(totals)
+            if self.limit is not None and spent + reserved + worst_case_usd > self.limit + 1e-12:
                 self.refused += 1
                 raise BudgetExceeded(
-                    f"budget ${self.limit:.4f} would be exceeded (spent ${self.spent:.4f}, in flight "
-                    f"${self.reserved:.4f}, this request up to ${worst_case_usd:.4f})"
+                    f"budget ${self.limit:.4f} would be exceeded (spent ${spent:.4f}, in flight "
+                    f"${reserved:.4f}, this request up to ${worst_case_usd:.4f})"
                 )
             self.reserved += worst_case_usd
+            self._book(totals, worst_case_usd, 0.0)
             return worst_case_usd
 
     def settle(self, reserved: float, actual_usd: float) -> None:
-        with self._lock:
+        with self._lock, self._shared() as totals:
             self.reserved -= reserved
             self.spent += actual_usd
+            self._book(totals, -reserved, actual_usd)
+
+    # A budget of one process keeps its figures in memory only.
+    @contextlib.contextmanager
+    def _shared(self) -> Iterator[Any]:
+        yield None
+
+    def _totals(self, shared: Any) -> tuple[float, float]:
+        return self.spent, self.reserved
+
+    def _book(self, shared: Any, reserved: float, spent: float) -> None:
+        pass
+
+
+class SharedBudget(Budget):
+    """One spending limit for every process that answers a part of the same run (an inbox run's
+    parts, on any worker): their spend is kept in one JSON file beside the parts, read and
+    rewritten under an exclusive ``flock`` (local disks and NFSv4), so together the parts never
+    pass the limit. Each part (``holder``) keeps its own entry; a part that starts again after a
+    crash starts with nothing in flight, since the requests it had reserved died with it."""
+
+    def __init__(self, limit_usd: float | None, path: str, holder: str) -> None:
+        super().__init__(limit_usd)
+        self.path, self.holder = path, holder
+        with self._shared() as totals:
+            totals.setdefault(holder, {"spent": 0.0, "reserved": 0.0})["reserved"] = 0.0
+
+    @contextlib.contextmanager
+    def _shared(self) -> Iterator[dict[str, dict[str, float]]]:
+        import fcntl
+
+        from .outputs import atomic_write
+
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        with open(self.path + ".lock", "a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                totals = read_shared_spend(self.path)
+                yield totals
+                atomic_write(self.path, json.dumps(totals, indent=1, sort_keys=True) + "\n")
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def _totals(self, shared: dict[str, dict[str, float]]) -> tuple[float, float]:
+        return (sum(e["spent"] for e in shared.values()), sum(e["reserved"] for e in shared.values()))
+
+    def _book(self, shared: dict[str, dict[str, float]], reserved: float, spent: float) -> None:
+        entry = shared.setdefault(self.holder, {"spent": 0.0, "reserved": 0.0})
+        entry["reserved"] += reserved
+        entry["spent"] += spent
+
+
+def read_shared_spend(path: str) -> dict[str, dict[str, float]]:
+    """A shared budget's file: holder -> {"spent", "reserved"} in USD ({} before the first part)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+
+
+def budget_for(limit_usd: float | None, shared_file: str | None, holder: str) -> Budget:
+    """The budget of one process of a run: shared through ``shared_file`` when the run has one
+    and a limit (without a limit there is nothing to share)."""
+    if shared_file and limit_usd is not None:
+        return SharedBudget(limit_usd, shared_file, holder)
+    return Budget(limit_usd)

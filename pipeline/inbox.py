@@ -35,6 +35,7 @@ from .records import (
     Record,
 )
 from .render import count_pages
+from .units import units_of
 
 INDEX = "index.json"
 RUNS_DIR = "runs"
@@ -42,6 +43,7 @@ PARTS_DIR = "parts"  # under <run>/.pixtract/
 CONFIG_SNAPSHOT = "config.json"  # <run>/.pixtract/config.json: the run's public configuration
 PART_INFO = "part.json"  # which worker, host and process ran a part
 PART_PROGRESS = "progress.json"
+BUDGET_FILE = "budget.json"  # <run>/.pixtract/budget.json: the spend of every part (pipeline/guards.py)
 DEFAULT_PAGES_PER_PART = 50
 
 # index statuses; anything but "ok" is retried by the next run
@@ -315,21 +317,10 @@ def _part_output(run_dir: str, spec: PartSpec) -> tuple[dict[str, dict], dict[st
 
 def _missing_records(cfg: RunConfig, doc: dict[str, Any], spec: PartSpec, message: str) -> list[Record]:
     """Failed records for every unit of a chunk whose part never finished."""
-    err = ErrorInfo(PartFailed.type, message)
-    pages = doc["pages"]
-    out = []
-    for t in cfg.tasks:
-        for q in t.units():
-            if t.scope == "document":
-                if spec.doc_units:
-                    out.append(Record(document=doc["path"], sha256=doc["sha256"], page=None, task=t.kind,
-                                      question=q, route=None, status=STATUS_FAILED, error=err, scope="document",
-                                      pages=list(range(1, pages + 1)), schema=t.schema_name))
-            else:
-                out += [Record(document=doc["path"], sha256=doc["sha256"], page=n, task=t.kind, question=q,
-                               route=None, status=STATUS_FAILED, error=err, schema=t.schema_name)
-                        for n in spec.slice.pages(pages)]
-    return out
+    err, pages = ErrorInfo(PartFailed.type, message), doc["pages"]
+    scopes = ("page", "document") if spec.doc_units else ("page",)
+    return [u.failed(err, **({"pages": list(range(1, pages + 1))} if u.page is None else {}))
+            for u in units_of(cfg, doc["path"], doc["sha256"], spec.slice.pages(pages), scopes=scopes)]
 
 
 class PartFailed(PixtractError):

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .records import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, Record
+from .errors import PixtractError
 
 
-class LedgerError(Exception):
+class LedgerError(PixtractError):
     type = "ledger_mismatch"
 
 

@@ -2,7 +2,7 @@
 
 Born-digital pages go through pymupdf4llm (layout analysis from PyMuPDF's authors: tables as
 Markdown tables, reading order, headers and footers); scanned pages and images are turned
-upright and OCRed (RapidOCR by default, or Tesseract; see pixtract.ocr). Both then get the same
+upright and OCRed (Tesseract by default, or RapidOCR; see pixtract.ocr). Both then get the same
 clean-up: accents composed, TeX quotes and ligatures normalised, hyphenated line breaks joined,
 running lines dropped (across pages, and by pattern on every page: pixtract.textclean).
 """

@@ -1,9 +1,11 @@
-"""The first pages go out while Prefect starts.
+"""Pages go out while Prefect starts.
 
-Importing Prefect and creating the flow run take a second or more; none of it is needed to
-answer a page. So once a run has passed its checks, the first pages of its first document are
-handed to the router at once, and the flow's first chunk picks up their answers (or waits for
-them) instead of starting them again (``Router.prefetch``)."""
+Importing Prefect and creating the flow run take a second or more (10-30 s for Prefect's
+ephemeral API on a busy machine); none of it is needed to answer a page. So once a run has
+passed its checks, its first document's pages are handed to the router in order, one more
+each time a page thread frees, until the flow takes its first pages; the flow's chunks pick up
+these answers (or wait for them) instead of starting them again (``Router.prefetch``). Handing
+over only the first few pages left the page threads idle for the rest of Prefect's start-up."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import threading
 from .config import RunConfig
 from .discover import DiscoveryFailure, discover
 from .plan import plan_document
+
+_CHECK_S = 0.2  # how often a prefetch waiting for a free page thread looks whether the flow took over
 
 
 def router_for_run(cfg: RunConfig, stop: threading.Event, thumbs_root: str):
@@ -30,23 +34,42 @@ def router_for_run(cfg: RunConfig, stop: threading.Event, thumbs_root: str):
 
 
 def start(cfg: RunConfig, router, limit: int | None = None) -> threading.Thread:
-    """Answer up to ``limit`` (default: the router's page threads) first pages, in the
-    background; errors are left to the flow, which meets the same document again."""
+    """Answer the first document's pages in the background, at most the router's page threads
+    at a time, until the flow takes its first page (or ``limit`` pages); errors are left to the
+    flow, which meets the same document again."""
 
     def run() -> None:
+        if not any(t.scope == "page" for t in cfg.tasks):
+            return
+        free = threading.Semaphore(router.page_threads)
+        sent = 0
         try:
             for item in discover(cfg.inputs, exclude=[cfg.out]):
                 if isinstance(item, DiscoveryFailure):
                     continue
                 plan = plan_document(item, cfg)
-                first = [t for t in cfg.tasks if t.scope == "page"]
-                if first:
-                    for number in range(1, min(plan.pages, limit or router.page_threads) + 1):
-                        router.prefetch(plan, number)
-                return
+                for number in range(1, plan.pages + 1):
+                    if limit is not None and sent >= limit:
+                        return
+                    if not _thread_frees(free, router):
+                        return
+                    fut = router.prefetch(plan, number)
+                    if fut is None:
+                        return
+                    fut.add_done_callback(lambda _f: free.release())
+                    sent += 1
+                return  # the first document only, as before
         except Exception:  # noqa: BLE001 - the flow reads the same inputs and reports their errors
             return
 
     thread = threading.Thread(target=run, name="pixtract-prefetch", daemon=True)
     thread.start()
     return thread
+
+
+def _thread_frees(free: threading.Semaphore, router) -> bool:
+    """Wait for a free page thread; False once the flow has taken over or the run is stopping."""
+    while not router.taken and not router.stop.is_set():
+        if free.acquire(timeout=_CHECK_S):
+            return True
+    return False

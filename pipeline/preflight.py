@@ -9,7 +9,6 @@ rung out of the ladder, and only while another model rung remains; otherwise the
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from .config import EndpointSpec, RunConfig
@@ -64,17 +63,6 @@ def ladder_plan(cfg: RunConfig) -> list[RungPlan]:
     return rungs
 
 
-def endpoint_for(spec: EndpointSpec, concurrency: int = 8, timeout: float | None = None):
-    """The provider Endpoint of a spec (the key from the variable the spec or profile names)."""
-    from .providers import Endpoint
-
-    key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
-    return Endpoint(profile=spec.profile, base_url=spec.base_url, vision_model=spec.vision_model,
-                    text_model=spec.text_model, timeout=timeout or spec.timeout, max_retries=spec.max_retries,
-                    backoff_base=spec.backoff_base, backoff_max=spec.backoff_max, concurrency=concurrency,
-                    api_key=key)
-
-
 def preflight(cfg: RunConfig, make_client=None, timeout: float = 15.0) -> PreflightReport:
     """Ask every endpoint of the job once; raise UsageError for what stops the run."""
     from .providers import ProviderError, make_client as default_make_client
@@ -87,7 +75,7 @@ def preflight(cfg: RunConfig, make_client=None, timeout: float = 15.0) -> Prefli
         key = (spec.profile, spec.base_url, spec.api_key_env, spec.api_key_secret)
         if key not in listings:
             try:
-                client = (make_client or default_make_client)(endpoint_for(spec, timeout=timeout))
+                client = (make_client or default_make_client)(spec.endpoint(timeout=timeout))
             except ProviderError as e:
                 raise UsageError(f"profile {spec.profile}: {e}") from None
             with client:
@@ -113,13 +101,12 @@ def preflight(cfg: RunConfig, make_client=None, timeout: float = 15.0) -> Prefli
 
 def _decide_endpoint(spec: EndpointSpec, url: str, models) -> None:
     """A refused key or an unreachable host stops the run, naming profile, endpoint and fix."""
-    from .profiles import get_profile
 
     err = models.exception
     if err is None:
         return
     status = getattr(err, "status", None)
-    var = spec.api_key_env or get_profile(spec.profile).key_env
+    var = spec.key_env
     if status in (401, 403):
         raise UsageError(f"the key was refused by {url} ({status}, profile {spec.profile}): {err.message}. "
                          f"Fix: check {var}, or create a new key; `pixtract doctor --profile {spec.profile}` "

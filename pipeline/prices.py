@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .errors import UsageError
+from .providers.catalog import MODELS
 from .messages import Usage
 
 
@@ -26,24 +27,10 @@ class Price:
         return usage.prompt_tokens * self.input_per_m / 1e6 + usage.completion_tokens * self.output_per_m / 1e6
 
 
-# Pixtral Large 2411 and Mistral Large 2411: $2 / $6 per 1M tokens on Mistral
-# (mistralai/platform-docs-public, src/schema/models/models/pixtral-large-24-11.ts and
-# mistral-large-2-1-24-11.ts, read 2026-11), the same on OpenRouter (openrouter.ai model pages,
-# 2026-11) and on ModelsLab's model page (2026-11). Retired by Mistral on 2026-05-31.
-_2411 = Price(2.0, 6.0)
-# Mistral Medium 3.5, the replacement Mistral names for both 2411 models: $1.50 / $7.50 per 1M
-# tokens (mistralai/platform-docs-public, src/schema/models/models/mistral-medium-3-5-26-04.ts,
-# API names mistral-medium-3.5 and mistral-medium-3, read 2026-12-07); OpenRouter lists
-# mistralai/mistral-medium-3-5 at the same price (openrouter.ai, read 2026-12-07).
-_MEDIUM_3_5 = Price(1.5, 7.5)
-
+# The built-in prices: every model of the catalogue with a known price (sources there).
 BUILTIN: Mapping[str, Price] = MappingProxyType({
-    **{m: _2411 for m in (
-        "pixtral-large-2411", "pixtral-large-latest", "mistral-large-pixtral-2411", "mistral-large-2411",
-        "mistralai/pixtral-large-2411", "mistralai/mistral-large-2411",
-        "mistralai-pixtral-large-2411", "mistralai-mistral-large-2411")},
-    **{m: _MEDIUM_3_5 for m in ("mistral-medium-3.5", "mistral-medium-3", "mistralai/mistral-medium-3-5")},
-})
+    m: Price(i.input_per_m, i.output_per_m) for m, i in MODELS.items()
+    if i.input_per_m is not None and i.output_per_m is not None})
 
 PRICE_HINT = ('give one with --price MODEL=INPUT,OUTPUT (USD per million tokens) or a [prices] table '
               'in the job file: "MODEL" = {input = 1.0, output = 3.0}')

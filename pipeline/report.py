@@ -18,6 +18,8 @@ byte offsets in between, so thousands of pages cost little memory.
 from __future__ import annotations
 
 import base64
+import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import html
@@ -550,12 +552,19 @@ def _json_block(data: Any) -> str:
 
 
 def _record_html(r: dict[str, Any], local_profile: bool, cg: CardGrounding | None = None) -> str:
-    status, route, task = r.get("status"), r.get("route"), r.get("task")
+    """One record in its page's card: badges, figures, notes, the answer, and where it is."""
+    status = r.get("status")
     fb = _is_fallback(r, local_profile)
     flags = [f for f in (r.get("flags") or []) if f] if isinstance(r.get("flags"), list) else []
     classes = ["rec", f"st-{status}" if status in (STATUS_OK, STATUS_FAILED, STATUS_SKIPPED) else "st-other"] + (["is-fallback"] if fb else []) + (["is-flagged"] if flags else [])
-    o = [f'<div class="{" ".join(classes)}">', '<div class="badges">']
-    o.append(_badge(task or "task?", "t"))
+    grounded = cg.items_html(r) if cg is not None else ""
+    return "".join([f'<div class="{" ".join(classes)}">', _record_badges(r, fb, flags), _record_meta(r),
+                    _record_notes(r, flags), _record_answer(r), grounded, "</div>"])
+
+
+def _record_badges(r: dict[str, Any], fb: bool, flags: list) -> str:
+    status, route = r.get("status"), r.get("route")
+    o = ['<div class="badges">', _badge(r.get("task") or "task?", "t")]
     if isinstance(r.get("region"), int):
         o.append(_badge(f"chart {r['region']}", "t"))
     o.append(_badge(status or "?", _status_cls(status)))
@@ -569,13 +578,15 @@ def _record_html(r: dict[str, Any], local_profile: bool, cg: CardGrounding | Non
                         "vision answer vs the page's text layer"))
     if flags:
         o.append(_badge(f"{len(flags)} flag" + ("s" if len(flags) > 1 else ""), "flag"))
-    grounded = cg.items_html(r) if cg is not None else ""
     g = r.get("grounding") if isinstance(r.get("grounding"), dict) else {}
     missing = int(_num(g.get("total"))) - int(_num(g.get("located")))
     if missing > 0 and g.get("words") != "none":
         o.append(_badge(f"{missing} not found on the page", "ul-badge"))
     o.append("</div>")
+    return "".join(o)
 
+
+def _record_meta(r: dict[str, Any]) -> str:
     usage = r.get("usage") if isinstance(r.get("usage"), dict) else {}
     meta = []
     if r.get("model"):
@@ -595,8 +606,11 @@ def _record_html(r: dict[str, Any], local_profile: bool, cg: CardGrounding | Non
     if r.get("scope") == "document" and isinstance(r.get("pages"), list):
         meta.append("pages " + _e(", ".join(str(p) for p in r["pages"][:50])
                                   + (" \u2026" if len(r["pages"]) > 50 else "")))
-    o.append('<div class="meta">' + " \u00b7 ".join(meta) + "</div>")
+    return '<div class="meta">' + " \u00b7 ".join(meta) + "</div>"
 
+
+def _record_notes(r: dict[str, Any], flags: list) -> str:
+    o = []
     if r.get("fallback_reason"):
         o.append(f'<div class="note fb"><b>Fallback:</b> {_e(r["fallback_reason"])}</div>')
     for t in (r.get("tried") or [])[:10] if isinstance(r.get("tried"), list) else []:
@@ -611,15 +625,19 @@ def _record_html(r: dict[str, Any], local_profile: bool, cg: CardGrounding | Non
         o.append('<ul class="flags">' + "".join(f"<li>{_e(f)}</li>" for f in flags) + "</ul>")
     if r.get("question"):
         o.append(f'<div class="q"><b>Question:</b> {_e(r["question"])}</div>')
+    return "".join(o)
 
+
+def _record_answer(r: dict[str, Any]) -> str:
+    """The answer as Markdown, its data (chart table or JSON) and the schema check."""
+    o = []
     answer = r.get("answer")
     if isinstance(answer, str) and answer.strip():
         o.append(f'<div class="md">{render_markdown(answer)}</div>')
-    elif status == STATUS_OK:
+    elif r.get("status") == STATUS_OK:
         o.append('<div class="md muted"><em>(blank page)</em></div>')
-
     data = r.get("data")
-    if task == "chart" and isinstance(data, dict):
+    if r.get("task") == "chart" and isinstance(data, dict):
         href = _rel_href(data.get("csv"))
         if href:
             o.append(f'<div class="meta">Table: <a href="{href}">{_e(data.get("csv"))}</a></div>')
@@ -637,8 +655,6 @@ def _record_html(r: dict[str, Any], local_profile: bool, cg: CardGrounding | Non
             o.append('<div class="note err"><b>Not valid against the schema</b>'
                      + ("<ul>" + "".join(f"<li>{_e(x)}</li>" for x in errs[:50]) + "</ul>" if errs else "")
                      + "</div>")
-    o.append(grounded)
-    o.append("</div>")
     return "".join(o)
 
 
@@ -834,101 +850,132 @@ def build_report(out_dir: str, thumbnails: dict[tuple[str, int], bytes] | None =
         local_profile = not (scan.routes_seen - _LOCAL_ROUTES)
     else:
         local_profile = profile == "local"
-    thumbs = _Thumbs(out_dir, thumbnails)
-
-    inputs = [d for d in manifest.get("inputs") or [] if isinstance(d, dict)]
-    info: dict[tuple[str, str | None], dict[str, Any]] = {}
-    order: list[tuple[str, str | None]] = []
-    for d in inputs:
-        key = (str(d.get("path") or "?"), d.get("sha256"))
-        if key not in info:
-            info[key] = d
-            order.append(key)
-    order += [k for k in scan.docs if k not in info]
-
+    info, order = _documents(manifest, scan)
     # The page cards are spooled to a temporary file: the report of a 100,000-page run is
     # written without holding it in memory (the totals above them are known only at the end).
     body = tempfile.TemporaryFile("w+", encoding="utf-8")
-    n_cards = n_failed = n_fallback = n_flagged = n_unlocated = 0
-    f = open(scan.path, "rb") if scan.path else None
-    try:
+    counts, thumbs = _Counts(), _Thumbs(out_dir, thumbnails)
+    with open(scan.path, "rb") if scan.path else contextlib.nullcontext() as f:
         for di, key in enumerate(order):
-            d = info.get(key, {})
-            path, sha = key
-            head = [f'<section class="doc" id="doc-{di + 1}" data-doc="{_e(path)}">', "<header>",
-                    f"<h2>{_e(path)}</h2>", '<div class="meta">']
-            bits = []
-            if d.get("status"):
-                bits.append(_badge(d["status"], _status_cls(d["status"])))
-            if d.get("kind"):
-                bits.append(_e(d.get("format") or d["kind"]))
-            if isinstance(d.get("pages"), int):
-                bits.append(f"{d['pages']:,} page" + ("s" if d["pages"] != 1 else ""))
-            if isinstance(d.get("bytes"), int):
-                bits.append(_fmt_bytes(d["bytes"]))
-            if sha:
-                bits.append(f'<span title="{_e(sha)}">sha256 {_e(str(sha)[:12])}\u2026</span>')
-            for out_file in ("markdown", "layout", "annotated"):
-                href = _rel_href(d.get(out_file))
-                if href:
-                    bits.append(f'<a href="{href}">{_e(d[out_file])}</a>')
-            head.append(" \u00b7 ".join(bits) + "</div></header>")
-            body.write("".join(head))
-            if key not in scan.docs:
-                msg = d.get("error") or "no records for this document"
-                body.write(f'<article class="page is-failed" id="d{di + 1}-doc" data-page="" data-failed="">'
-                            f'<figure class="thumb"><div class="ph ph-doc">no pages</div></figure><div class="recs">'
-                            f'<div class="note err">{_e(msg)}</div></div></article>\n')
-                n_cards += 1
-                n_failed += 1
-                body.write("</section>\n")
-                continue
-            for page, recs in scan.records_of(f, key):
-                n_cards += 1
-                failed = any(r.get("status") == STATUS_FAILED for r in recs)
-                fallback = any(_is_fallback(r, local_profile) for r in recs)
-                flagged = any(isinstance(r.get("flags"), list) and any(r["flags"]) for r in recs)
-                n_failed += failed
-                n_fallback += fallback
-                n_flagged += flagged
-                attrs = f' data-page="{page if page is not None else ""}"'
-                attrs += ' data-failed=""' if failed else ""
-                attrs += ' data-fallback=""' if fallback else ""
-                attrs += ' data-flagged=""' if flagged else ""
-                cls = "page" + (" is-failed" if failed else "")
-                anchor = f' id="d{di + 1}-p{page}"' if page is not None else f' id="d{di + 1}-doc"'
-                label = f"Page {page}" if page is not None else "Whole document"
-                img = next((r.get("image") for r in recs if isinstance(r.get("image"), dict)), None)
-                cg = CardGrounding(f"d{di + 1}-" + (f"p{page}" if page is not None else "doc"), page)
-                recs_html = "".join(_record_html(r, local_profile, cg) for r in recs)
-                if cg.unlocated:
-                    attrs += ' data-unlocated=""'
-                    n_unlocated += 1
-                if img and _num(img.get("width")) > 0 and _num(img.get("height")) > 0:
-                    attrs += f' data-ratio="{_num(img["width"]) / _num(img["height"]):.4f}"'
-                full = thumbs.full(sha, page, (img or {}).get("mime"))
-                body.write(f'<article class="{cls}"{anchor}{attrs}><figure class="thumb"'
-                            + (f' data-full="{full}"' if full else "") + ">"
-                            + thumbs.html(sha, page, img, f"{path}, {label.lower()}", cg.overlay())
-                            + f"<figcaption><b>{label}</b>"
-                            + (f" of {d['pages']:,}" if page is not None and isinstance(d.get("pages"), int) else "")
-                            + '</figcaption></figure><div class="recs">' + recs_html
-                            + "</div></article>\n")
-            body.write("</section>\n")
-    finally:
-        if f:
-            f.close()
+            _write_document(body, di, key, info.get(key, {}), scan, f, thumbs, local_profile, counts)
     if not order:
         body.write('<div class="empty">No records yet.</div>')
 
-    seconds = manifest.get("seconds")
-    run_time = _fmt_ms(seconds * 1000) if isinstance(seconds, (int, float)) else "\u2013"
     title = f"pixtract report \u2013 {os.path.basename(os.path.abspath(out_dir))}"
+    head = _page_head(title, _subtitle(manifest, config, scan), _totals(manifest, scan, len(order), local_profile),
+                      _filters(counts))
+    path = os.path.join(out_dir, REPORT)
+    with body, atomic_file(path) as out:
+        out.write(head)
+        body.seek(0)
+        shutil.copyfileobj(body, out)
+        out.write(f"</main>\n{report_view.VIEWER}\n<script>{_SCRIPT}</script>\n</body></html>\n")
+    return path
+
+
+@dataclasses.dataclass
+class _Counts:
+    """Page cards in the report, and how many of them each filter shows."""
+
+    cards: int = 0
+    failed: int = 0
+    fallback: int = 0
+    flagged: int = 0
+    unlocated: int = 0
+
+
+def _documents(manifest: dict[str, Any], scan: "_Scan") -> tuple[dict, list]:
+    """The documents in input order (the manifest's), then any only the records name."""
+    info: dict[tuple[str, str | None], dict[str, Any]] = {}
+    order: list[tuple[str, str | None]] = []
+    for d in manifest.get("inputs") or []:
+        if isinstance(d, dict):
+            key = (str(d.get("path") or "?"), d.get("sha256"))
+            if key not in info:
+                info[key] = d
+                order.append(key)
+    return info, order + [k for k in scan.docs if k not in info]
+
+
+def _doc_header(di: int, path: str, sha: str | None, d: dict[str, Any]) -> str:
+    bits = []
+    if d.get("status"):
+        bits.append(_badge(d["status"], _status_cls(d["status"])))
+    if d.get("kind"):
+        bits.append(_e(d.get("format") or d["kind"]))
+    if isinstance(d.get("pages"), int):
+        bits.append(f"{d['pages']:,} page" + ("s" if d["pages"] != 1 else ""))
+    if isinstance(d.get("bytes"), int):
+        bits.append(_fmt_bytes(d["bytes"]))
+    if sha:
+        bits.append(f'<span title="{_e(sha)}">sha256 {_e(str(sha)[:12])}\u2026</span>')
+    for out_file in ("markdown", "layout", "annotated"):
+        href = _rel_href(d.get(out_file))
+        if href:
+            bits.append(f'<a href="{href}">{_e(d[out_file])}</a>')
+    return (f'<section class="doc" id="doc-{di + 1}" data-doc="{_e(path)}"><header><h2>{_e(path)}</h2>'
+            f'<div class="meta">' + " \u00b7 ".join(bits) + "</div></header>")
+
+
+def _write_document(body, di: int, key: tuple, d: dict[str, Any], scan: "_Scan", f, thumbs: "_Thumbs",
+                    local_profile: bool, counts: _Counts) -> None:
+    """A document's section: its header and a card per page (or one card saying why none)."""
+    path, sha = key
+    body.write(_doc_header(di, path, sha, d))
+    if key not in scan.docs:
+        msg = d.get("error") or "no records for this document"
+        body.write(f'<article class="page is-failed" id="d{di + 1}-doc" data-page="" data-failed="">'
+                   f'<figure class="thumb"><div class="ph ph-doc">no pages</div></figure><div class="recs">'
+                   f'<div class="note err">{_e(msg)}</div></div></article>\n')
+        counts.cards += 1
+        counts.failed += 1
+    else:
+        for page, recs in scan.records_of(f, key):
+            body.write(_page_card(di, path, sha, d, page, recs, thumbs, local_profile, counts))
+    body.write("</section>\n")
+
+
+def _page_card(di: int, path: str, sha: str | None, d: dict[str, Any], page: int | None, recs: list[dict],
+               thumbs: "_Thumbs", local_profile: bool, counts: _Counts) -> str:
+    """One page (or the whole document's) card: the image with the answers' boxes, and its records."""
+    counts.cards += 1
+    failed = any(r.get("status") == STATUS_FAILED for r in recs)
+    fallback = any(_is_fallback(r, local_profile) for r in recs)
+    flagged = any(isinstance(r.get("flags"), list) and any(r["flags"]) for r in recs)
+    counts.failed += failed
+    counts.fallback += fallback
+    counts.flagged += flagged
+    attrs = f' data-page="{page if page is not None else ""}"'
+    attrs += ' data-failed=""' if failed else ""
+    attrs += ' data-fallback=""' if fallback else ""
+    attrs += ' data-flagged=""' if flagged else ""
+    cls = "page" + (" is-failed" if failed else "")
+    anchor = f' id="d{di + 1}-p{page}"' if page is not None else f' id="d{di + 1}-doc"'
+    label = f"Page {page}" if page is not None else "Whole document"
+    img = next((r.get("image") for r in recs if isinstance(r.get("image"), dict)), None)
+    cg = CardGrounding(f"d{di + 1}-" + (f"p{page}" if page is not None else "doc"), page)
+    recs_html = "".join(_record_html(r, local_profile, cg) for r in recs)
+    if cg.unlocated:
+        attrs += ' data-unlocated=""'
+        counts.unlocated += 1
+    if img and _num(img.get("width")) > 0 and _num(img.get("height")) > 0:
+        attrs += f' data-ratio="{_num(img["width"]) / _num(img["height"]):.4f}"'
+    full = thumbs.full(sha, page, (img or {}).get("mime"))
+    return (f'<article class="{cls}"{anchor}{attrs}><figure class="thumb"'
+            + (f' data-full="{full}"' if full else "") + ">"
+            + thumbs.html(sha, page, img, f"{path}, {label.lower()}", cg.overlay())
+            + f"<figcaption><b>{label}</b>"
+            + (f" of {d['pages']:,}" if page is not None and isinstance(d.get("pages"), int) else "")
+            + '</figcaption></figure><div class="recs">' + recs_html
+            + "</div></article>\n")
+
+
+def _subtitle(manifest: dict[str, Any], config: dict[str, Any], scan: "_Scan") -> list[str]:
     sub = []
     if manifest.get("started"):
         sub.append(f"run {_when(manifest['started'])} \u2192 {_when(manifest.get('finished'))}")
-    if profile:
-        sub.append(f"profile <b>{_e(profile)}</b>")
+    if config.get("profile"):
+        sub.append(f"profile <b>{_e(config['profile'])}</b>")
     tasks = config.get("tasks") if isinstance(config.get("tasks"), list) else []
     kinds = [t.get("kind") for t in tasks if isinstance(t, dict) and t.get("kind")]
     if kinds:
@@ -940,9 +987,12 @@ def build_report(out_dir: str, thumbnails: dict[tuple[str, int], bytes] | None =
         sub.append(f"{scan.bad_lines} unreadable line(s) in results.jsonl")
     if not manifest:
         sub.append("no manifest.json (run not finished?)")
+    return sub
 
-    n_docs = len(order)
-    sep = " \u00b7 "
+
+def _totals(manifest: dict[str, Any], scan: "_Scan", n_docs: int, local_profile: bool) -> list[str]:
+    seconds = manifest.get("seconds")
+    run_time = _fmt_ms(seconds * 1000) if isinstance(seconds, (int, float)) else "\u2013"
     totals = [
         _tot("documents", _fmt_int(n_docs)),
         _tot("pages", _fmt_int(len(scan.pages))),
@@ -958,31 +1008,31 @@ def build_report(out_dir: str, thumbnails: dict[tuple[str, int], bytes] | None =
     ]
     if len(scan.tasks) > 1:
         totals.append(_tot("by task", _chips(scan.tasks, lambda k: "t"), "tot wide"))
+    return totals
 
-    filters = (
-        '<nav class="filters" aria-label="filters"><b>Show only:</b>'
-        f'<label><input type="checkbox" id="f-failed" data-filter="failed"> failed ({n_failed:,})</label>'
-        f'<label><input type="checkbox" id="f-fallback" data-filter="fallback"> fallen back ({n_fallback:,})</label>'
-        f'<label><input type="checkbox" id="f-flagged" data-filter="flagged"> flagged ({n_flagged:,})</label>'
-        f'<label><input type="checkbox" id="f-unlocated" data-filter="unlocated"> not found on the page '
-        f'({n_unlocated:,})</label>'
-        '<button type="button" id="f-clear">show all</button>'
-        f'<span id="visible-count">{n_cards:,} of {n_cards:,} shown</span></nav>'
-    )
-    head = "".join([
+
+def _filters(c: _Counts) -> str:
+    return ('<nav class="filters" aria-label="filters"><b>Show only:</b>'
+            f'<label><input type="checkbox" id="f-failed" data-filter="failed"> failed ({c.failed:,})</label>'
+            f'<label><input type="checkbox" id="f-fallback" data-filter="fallback"> fallen back ({c.fallback:,})</label>'
+            f'<label><input type="checkbox" id="f-flagged" data-filter="flagged"> flagged ({c.flagged:,})</label>'
+            f'<label><input type="checkbox" id="f-unlocated" data-filter="unlocated"> not found on the page '
+            f'({c.unlocated:,})</label>'
+            '<button type="button" id="f-clear">show all</button>'
+            f'<span id="visible-count">{c.cards:,} of {c.cards:,} shown</span></nav>')
+
+
+_SEP = " \u00b7 "
+
+
+def _page_head(title: str, sub: list[str], totals: list[str], filters: str) -> str:
+    return "".join([
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n",
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n',
         '<meta name="referrer" content="no-referrer">\n',
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
         f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n",
-        f'<header class="top"><h1>{_e(title)}</h1><div class="sub">{sep.join(sub)}</div></header>\n',
+        f'<header class="top"><h1>{_e(title)}</h1><div class="sub">{_SEP.join(sub)}</div></header>\n',
         f'<section class="totals">{"".join(totals)}</section>\n',
         filters, "\n<main>\n",
     ])
-    path = os.path.join(out_dir, REPORT)
-    with body, atomic_file(path) as out:
-        out.write(head)
-        body.seek(0)
-        shutil.copyfileobj(body, out)
-        out.write(f"</main>\n{report_view.VIEWER}\n<script>{_SCRIPT}</script>\n</body></html>\n")
-    return path

@@ -22,11 +22,13 @@ from .blank import is_blank
 from .cache import AnswerCache, cache_key
 from .config import EndpointSpec, RunConfig, TaskSpec
 from .errors import InputError, OCRError
-from .guards import Budget, BudgetExceeded, CircuitBreaker
+from .guards import BudgetExceeded, CircuitBreaker
 from .messages import ChatRequest, ChatResponse, ImagePart, Usage
 from .plan import DocumentPlan
 from .pagethreads import PageThreads
-from .preflight import PreflightReport, endpoint_for, ladder_plan
+from .preflight import PreflightReport, ladder_plan
+from .runcontext import RunContext
+from .units import Unit, units_of
 from .records import (
     BUDGET_EXCEEDED, INTERRUPTED, NO_CHART, ROUTE_TEXT_FALLBACK, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED,
     Document, ErrorInfo, Page, Record,
@@ -72,12 +74,13 @@ class Router:
     """Answers pages for one run. Thread-safe; one per process."""
 
     def __init__(self, cfg: RunConfig, *, make_client=None, on_render=None, on_words=None, thumb_edge: int = 0,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, context: RunContext | None = None) -> None:
         """``on_render(page)`` sees every rendered page (the flow writes thumbnails with it);
         with ``thumb_edge`` each page also carries a thumbnail of that size. ``on_words(page,
         words)`` sees each answered page's words (``PageWords`` or None: the flow keeps them
         for the layout JSON). Once ``stop`` is set, no new page or request starts (pages not
-        started are ``skipped: interrupted``)."""
+        started are ``skipped: interrupted``). ``context`` holds what the whole run shares
+        (budget, prices); by default it is made from ``cfg``."""
         self.cfg = cfg
         self.on_render = on_render
         self.on_words = on_words
@@ -85,8 +88,9 @@ class Router:
         self.stop = stop or threading.Event()
         self._pool: PageThreads | None = None
         self.cache = AnswerCache(cfg.cache_path(), cfg.cache)
-        self.budget = Budget(cfg.budget_usd)
-        self.prices = cfg.prices_table()
+        self.context = context or RunContext.for_run(cfg)
+        self.budget = self.context.budget
+        self.prices = self.context.prices
         self._make_client = make_client
         self._lock = threading.Lock()
         self._pool_lock = threading.Lock()
@@ -101,7 +105,7 @@ class Router:
     def _client_for(self, spec: EndpointSpec):
         from .providers import make_client
 
-        return (self._make_client or make_client)(endpoint_for(spec, self.cfg.concurrency))
+        return (self._make_client or make_client)(spec.endpoint(self.cfg.concurrency))
 
     def _build_rungs(self) -> list[Rung]:
         """The ladder: the remote rungs ``preflight.ladder_plan`` plans (one client per endpoint),
@@ -165,12 +169,21 @@ class Router:
             out.append(recs)
         return out
 
-    def prefetch(self, plan: DocumentPlan, number: int) -> None:
-        """Start answering a page now (while Prefect starts up); ``answer_pages`` picks it up."""
+    def prefetch(self, plan: DocumentPlan, number: int):
+        """Start answering a page now (while Prefect starts up); ``answer_pages`` picks it up.
+        Returns its future, or None once the flow has taken any page (the flow feeds the page
+        threads from then on) or this one is started already."""
         key = (plan.document.path, number)
         with self._lock:
-            if key not in self._prefetched and key not in self._claimed:
-                self._prefetched[key] = self._workers().submit(self.answer_page, plan, number)
+            if self._claimed or key in self._prefetched:
+                return None
+            fut = self._prefetched[key] = self._workers().submit(self.answer_page, plan, number)
+            return fut
+
+    @property
+    def taken(self) -> bool:
+        """Has the flow taken any page yet (then nothing more is prefetched)?"""
+        return bool(self._claimed)
 
     @property
     def page_threads(self) -> int:
@@ -187,8 +200,8 @@ class Router:
 
     def page_failures(self, plan: DocumentPlan, number: int, exc: BaseException) -> list[Record]:
         """One failed record per page-scope unit of a page whose step raised ``exc``."""
-        return [failed_record(plan, number, t, exc, question=q) for t in self.cfg.tasks if t.scope == "page"
-                for q in t.units()]
+        doc = plan.document
+        return [u.failed(exc) for u in units_of(self.cfg, doc.path, doc.sha256, [number], scopes=("page",))]
 
     def interrupted(self, plan: DocumentPlan, number: int | None, tasks: list[TaskSpec]) -> list[Record]:
         """Records for units that were not started because the run was stopped."""
@@ -591,11 +604,8 @@ class Router:
         return resp
 
     def _record(self, doc: Document, page: int | None, task: TaskSpec, question: str | None, **kw) -> Record:
-        kw.setdefault("route", None)
         kw.setdefault("planned_route", self.planned_route)
-        if task.kind == "extract":
-            kw.setdefault("schema", task.schema_name)
-        return Record(document=doc.path, sha256=doc.sha256, page=page, task=task.kind, question=question, **kw)
+        return Unit(doc.path, doc.sha256, page, task, question).record(**kw)
 
 
 class _Interrupted(Exception):
@@ -728,7 +738,4 @@ def _merge_objects(objs: list[Any]) -> Any:
 def failed_record(plan: DocumentPlan, number: int | None, task: TaskSpec, exc: BaseException,
                   question: str | None = None) -> Record:
     """The record for a unit whose step raised unexpectedly."""
-    doc = plan.document
-    return Record(document=doc.path, sha256=doc.sha256, page=number, task=task.kind, question=question,
-                  route=None, status=STATUS_FAILED, error=ErrorInfo.from_exception(exc),
-                  schema=task.schema_name, scope=task.scope)
+    return Unit(plan.document.path, plan.document.sha256, number, task, question).failed(exc)

@@ -20,10 +20,18 @@ def has_real_text(text: str) -> bool:
     letters = sum(len(w) for w in _WORDISH.findall(text))
     if letters < MIN_REAL_CHARS:
         return False
-    visible = [c for c in text if not c.isspace()]
+    visible = "".join(text.split())  # split() drops exactly the characters isspace() is true for
     # Fonts without a ToUnicode map come out as control or private-use characters.
-    junk = sum(1 for c in visible if unicodedata.category(c) in ("Cc", "Co", "Cn") or c == "\ufffd")
-    return junk / max(len(visible), 1) < 0.1
+    return _junk(visible) / max(len(visible), 1) < 0.1
+
+
+def _junk(visible: str) -> int:
+    """Characters of unmapped glyphs (control, private-use, unassigned, U+FFFD). Printable text
+    has none of the first three, so only U+FFFD is counted there; otherwise each distinct
+    character is looked up once (this runs on every page: a few thousand characters)."""
+    if visible.isprintable():
+        return visible.count("\ufffd")
+    return sum(n for c, n in Counter(visible).items() if unicodedata.category(c) in ("Cc", "Co", "Cn") or c == "\ufffd")
 
 
 def normalise_line(line: str) -> str:

@@ -1,10 +1,13 @@
 """The fallback ladder, tasks, budget, circuit breaker and cache, against the emulator."""
 
 import json
+import threading
+import time
 
 import pymupdf
 import pytest
 
+from pixtract import prefetch
 from pixtract.config import EndpointSpec, RunConfig, TaskSpec
 from pixtract.discover import identify
 from pixtract.guards import CircuitBreaker
@@ -334,3 +337,78 @@ def test_a_page_the_flow_has_taken_is_never_prefetched_again(emu, tmp_path, samp
     finally:
         router.close()
     assert sorted(calls) == [1, 2, 3]
+
+
+def _until(cond, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_prefetch_keeps_the_page_threads_busy_until_the_flow_takes_over(emu, tmp_path, monkeypatch):
+    """While Prefect starts, a freed page thread gets the next page at once (handing over only
+    the first few pages left the threads idle for the rest of the start-up: 20-30 s on a busy
+    machine); never more pages at once than page threads; nothing more once the flow has taken
+    a page, and every page is answered once."""
+    pdf = tmp_path / "twelve.pdf"
+    with pymupdf.open() as d:
+        for n in range(1, 13):
+            d.new_page().insert_text((72, 72), f"page {n} of twelve")
+        d.save(pdf)
+    started, running, peak = [], [0], [0]
+    lock, answered = threading.Lock(), threading.Semaphore(0)
+
+    def answer_page(self, p, number):
+        with lock:
+            started.append(number)
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        answered.acquire(timeout=10)
+        with lock:
+            running[0] -= 1
+        return [number]
+
+    monkeypatch.setattr(Router, "answer_page", answer_page)
+    cfg = make_cfg(emu, tmp_path / "out")
+    cfg.inputs = [str(pdf)]
+    router = Router(cfg)
+    threads = router.page_threads
+    try:
+        early = prefetch.start(cfg, router)
+        _until(lambda: len(started) == threads)
+        time.sleep(0.3)
+        assert len(started) == threads  # every page thread busy, none queued beyond them
+        answered.release()  # one page answered: its thread takes the next page
+        _until(lambda: len(started) == threads + 1)
+        out = []
+        flow = threading.Thread(target=lambda: out.extend(router.answer_pages([(plan(pdf), n) for n in range(1, 13)])))
+        flow.start()
+        _until(lambda: router.taken)
+        early.join(2)
+        assert not early.is_alive()  # the flow took over while every thread was still busy
+        for _ in range(12):
+            answered.release()
+        flow.join(10)
+    finally:
+        router.close()
+    assert out == [[n] for n in range(1, 13)]
+    assert sorted(started) == list(range(1, 13)) and peak[0] <= threads
+
+
+def test_prefetch_stops_when_the_run_is_stopped(emu, tmp_path, samples, monkeypatch):
+    """A stopped run prefetches nothing more (each page would only come back interrupted)."""
+    calls = []
+    monkeypatch.setattr(Router, "answer_page", lambda self, p, number: calls.append(number) or [])
+    cfg = make_cfg(emu, tmp_path / "out")
+    cfg.inputs = [str(samples / "report.pdf")]
+    stop = threading.Event()
+    stop.set()
+    router = Router(cfg, stop=stop)
+    try:
+        early = prefetch.start(cfg, router)
+        early.join(5)
+        assert not early.is_alive()
+    finally:
+        router.close()
+    assert calls == []

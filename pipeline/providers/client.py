@@ -13,20 +13,15 @@ import httpx
 from pixtract.messages import ChatRequest, ChatResponse
 from pixtract.providers.base import TokenCallback, decode_json
 from pixtract.providers.endpoint import Endpoint
-from pixtract.providers.errors import (REPLACEMENT, ConfigError, ConnectionFailed, MalformedResponse, ProviderError, RateLimitError, TimeoutError_, redact, redact_body)
+from pixtract.providers.errors import (ConfigError, ConnectionFailed, MalformedResponse, ProviderError, RateLimitError, TimeoutError_, redact, redact_body)
 from pixtract.providers.limits import for_endpoint
 from pixtract.providers.registry import ADAPTERS
 from pixtract.providers.retry import RetryPolicy, RetryState
-from pixtract.providers import tls
+from pixtract.providers import catalog, tls
 from pixtract.providers.sse import iter_sse
 
 log = logging.getLogger("pixtract.providers")
 
-# Known-deprecated IDs (model-apis.md §0): retirement 2026-05-31, replacement Mistral Medium 3.5.
-DEPRECATED = {m: "2026-05-31" for m in (
-    "pixtral-large-2411", "pixtral-large-latest", "mistral-large-pixtral-2411", "mistral-large-2411",
-    "mistralai/pixtral-large-2411", "mistralai/mistral-large-2411",
-    "mistralai-pixtral-large-2411", "mistralai-mistral-large-2411")}
 
 
 @dataclass
@@ -174,16 +169,16 @@ class ChatClient:
             if entry is not None:
                 dep = entry.get("deprecation")
                 when = _parse_date(dep) if isinstance(dep, str) else None
-                repl = entry.get("deprecation_replacement_model") or REPLACEMENT
+                repl = entry.get("deprecation_replacement_model") or catalog.replacement(m)
                 if when and when <= now:
                     report.retired[m] = f"retired since {dep}; likely replacement: {repl}"
                 else:
                     report.available.append(m)
                     if when:
                         report.warnings.append(f"{m} is deprecated, retirement {dep}; likely replacement: {repl}")
-            elif m in DEPRECATED:
-                report.retired[m] = (f"not offered (deprecated, retirement {DEPRECATED[m]}); "
-                                     f"likely replacement: {REPLACEMENT}")
+            elif catalog.retired(m):
+                report.retired[m] = (f"not offered (deprecated, retirement {catalog.retired(m)}); "
+                                     f"likely replacement: {catalog.replacement(m)}")
             else:
                 report.unknown.append(m)
         return report

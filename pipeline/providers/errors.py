@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 import threading
 
+from ..errors import PixtractError
+from . import catalog
+
 _SECRETS: set[str] = set()
 _LOCK = threading.Lock()
 # (pattern, keep group 1 as prefix)
@@ -56,7 +59,7 @@ def redact_body(body: object) -> object:
     return body
 
 
-class ProviderError(Exception):
+class ProviderError(PixtractError):
     """Base class. ``type`` is a stable machine-readable string."""
 
     type = "provider_error"
@@ -186,7 +189,6 @@ _CONTEXT_RE = re.compile(r"prompt contains \d+ tokens?.*too large for model with
                          r"|context[_ ]length[_ ]exceeded|maximum context length|prompt is too long", re.I | re.S)
 _GONE_RE = re.compile(r"model_deprecated|no_endpoints|deprecated|retired|decommissioned|no longer (available|supported)"
                       r"|invalid model|model_not_found|not a valid model|does not exist", re.I)
-REPLACEMENT = "Mistral Medium 3.5"  # model-apis.md §0
 
 
 def error_for_status(status: int | None, message: str, *, provider: str | None = None,
@@ -220,8 +222,8 @@ def error_for_status(status: int | None, message: str, *, provider: str | None =
             text = message
             if model and model not in text:
                 text = f"{text} (model {model})"
-            return ModelGoneError(f"{text}; likely replacement: {REPLACEMENT}", model=model,
-                                  replacement=REPLACEMENT, **kw)
+            repl = catalog.replacement(model)
+            return ModelGoneError(f"{text}; likely replacement: {repl}", model=model, replacement=repl, **kw)
         return NotFound(message, **kw)
     if status == 422:
         return UnprocessableError(message, **kw)
