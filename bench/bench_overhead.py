@@ -35,7 +35,7 @@ from common import (RESULTS, VISION_MODEL, WORK, EmulatorProcess, FAKE_KEY, gene
                     write_result)
 
 TARGET_MS = 20.0
-PAGES_PER_TASK = 16  # pixtract.flows.batch.PAGES_PER_TASK (not imported here: that would import Prefect)
+PAGES_PER_TASK = 16  # a copy of pixtract.batch.PAGES_PER_TASK (tests/test_bench_smoke.py holds them equal)
 
 
 def whole_runs(sizes: tuple[int, ...], concurrency: int, work: Path) -> list[dict]:

@@ -1,40 +1,36 @@
-"""The batch flow: a Prefect task per chunk of pages (render + answer every page-scope task,
-PAGES_PER_TASK pages at a time, across document boundaries) and per document-scope unit.
-
-Chunks share one bounded window of in-flight tasks; their pages run on the router's worker
-threads. Documents are written in input order as soon as all their records are in, so memory
-does not grow with the batch.
+"""The batch flow: pipeline/batch.py's run inside the ``extract-batch`` flow, with a Prefect
+task per chunk of pages (``answer-pages``: render + answer every page-scope task,
+PAGES_PER_TASK pages at a time, across document boundaries) and per document-scope unit
+(``answer-document``); progress artifacts and the flow run's final state for the Prefect UI.
 """
 
 from __future__ import annotations
 
 import contextvars
-import datetime as dt
 import os
 import time
-from collections import Counter, deque
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pixtract import mupdf
+from pixtract import batch
+from pixtract.batch import (  # noqa: F401 - PAGES_PER_TASK and the slice helpers are used from here too
+    PAGES_PER_TASK,
+    WHOLE,
+    Slice,
+    document_failures,
+    expected_units,
+    slice_units,
+)
 from pixtract.config import RunConfig, TaskSpec
-from pixtract.discover import DiscoveryFailure, discover
-from pixtract.errors import InputError, UsageError
-from pixtract.ledger import format_ledger
-from pixtract.manifest import build_manifest
-from pixtract.outputs import OutputWriter
-from pixtract.records import STATUS_FAILED, ErrorInfo, Record
-from pixtract.plan import DocumentPlan, plan_document
-from pixtract.preflight import PreflightReport, preflight
-from pixtract.report import build_report
-from pixtract.prefetch import router_for_run
-from pixtract.route import Router, failed_record
-from pixtract.workers import WorkerSettings, sigterm_unwinds, start_workers
+from pixtract.plan import DocumentPlan
+from pixtract.records import Record
+from pixtract.route import Router
+from pixtract.workers import sigterm_unwinds
 
 from . import progress
 from .apiwatch import ApiWatch
@@ -51,79 +47,18 @@ def pdf_password() -> str | None:
     return _IN_PROCESS_SECRETS.get("password") or os.environ.get(PASSWORD_ENV)
 
 
-PAGES_PER_TASK = 16  # one Prefect task run per this many pages: a task run costs ~7-10 ms of CPU
-CHUNKS_AHEAD = 1  # chunk tasks queued beyond those needed to keep every page thread busy
-
-
 @task(name="answer-pages", cache_policy=NO_CACHE, task_run_name="{label}")
 def answer_pages_task(router: Router, pages: list[tuple[DocumentPlan, int]], label: str) -> list[list[Record]]:
     """Render and answer a chunk of pages (possibly of several documents), concurrently."""
-    return router.answer_pages(pages)
+    return batch.answer_pages(router, pages, label)
 
 
 @task(name="answer-document", cache_policy=NO_CACHE, task_run_name="{spec.kind} document")
 def answer_document_task(router: Router, plan: DocumentPlan, spec: TaskSpec, question: str | None) -> Record:
-    rec = router.answer_document(plan, spec, question)
-    router.done[(plan.document.path, (spec.kind, question))] = rec
-    return rec
+    return batch.answer_document(router, plan, spec, question)
 
 
 _LOCAL_RUN: contextvars.ContextVar[LocalRun | None] = contextvars.ContextVar("pixtract_local_run", default=None)
-STOP_GRACE_S = 2.0  # how long a stopped run waits for answers already in flight (exit within 5 s)
-
-
-@dataclass
-class _Open:
-    plan: DocumentPlan
-    waiting: int
-    records: list[Record] = field(default_factory=list)
-
-
-def chunk_label(items: list[tuple["_Open", int]]) -> str:
-    """A task-run name for a chunk: ``report.pdf p1-16`` or ``a.png p1 + 15 pages of 7 more documents``."""
-    first = items[0][0].plan.document.path
-    numbers = [n for od, n in items if od.plan.document.path == first]
-    name = os.path.basename(first) or first
-    head = f"{name} p{numbers[0]}" + (f"-{numbers[-1]}" if len(numbers) > 1 else "")
-    rest = len(items) - len(numbers)
-    if rest:
-        docs = len({od.plan.document.path for od, _ in items}) - 1
-        head += f" + {rest} page{'s' * (rest > 1)} of {docs} more document{'s' * (docs > 1)}"
-    return head
-
-
-def expected_units(cfg: RunConfig, pages: int | None) -> dict[str, int]:
-    """Records a document must end with, per task (the ledger's "pages in")."""
-    out: dict[str, int] = {}
-    for t in cfg.tasks:
-        n = len(t.units())
-        out[t.kind] = out.get(t.kind, 0) + (n if (pages is None or t.scope == "document") else n * pages)
-    return out
-
-
-def document_failures(path: str, sha256: str | None, cfg: RunConfig, exc: BaseException) -> list[Record]:
-    """One failed record per task unit for a document that could not be read at all."""
-    err = ErrorInfo.from_exception(exc)
-    return [Record(document=path, sha256=sha256, page=None, task=t.kind, question=q, route=None,
-                   status=STATUS_FAILED, error=err, schema=t.schema_name, scope=t.scope)
-            for t in cfg.tasks for q in t.units()]
-
-
-@dataclass(frozen=True)
-class Slice:
-    """The share of a document one child run answers (flows/inbox.py fans a batch out):
-    pages ``first``..``last`` (None: from the start / to the end) and, with ``doc_units``,
-    the document-scope units (whole-document ask/extract), which go with exactly one slice."""
-
-    first: int | None = None
-    last: int | None = None
-    doc_units: bool = True
-
-    def pages(self, total: int) -> range:
-        return range(max(1, self.first or 1), min(total, self.last or total) + 1)
-
-
-WHOLE = Slice()
 
 
 @flow(name="extract-batch", log_prints=True)
@@ -152,199 +87,54 @@ def flow_state(summary: dict[str, Any]):
 
 def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, thumbs_dir: str | None = None,
                  artifacts: bool = True, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The body of the batch flow (call it inside a flow run): answer ``cfg.inputs`` (only the
-    pages of ``part``) and write results.jsonl, Markdown, manifest.json (and report.html) to
-    ``cfg.out``; thumbnails go to ``thumbs_dir`` (default ``cfg.out``)."""
-    log = get_run_logger()
-    started = dt.datetime.now(dt.timezone.utc)
+    """The body of the batch flow (call it inside a flow run): pipeline/batch.py's run, with
+    Prefect tasks as its executor, the flow run's logger, progress artifacts, and the Prefect
+    API watched (see flows/apiwatch.py)."""
     local = _LOCAL_RUN.get() or LocalRun()
-    thumbs_root = thumbs_dir or cfg.out
-    router = local.router or router_for_run(cfg, local.stop, thumbs_root)
-    try:
-        checked = local.preflight or (preflight(cfg) if cfg.endpoint.remote else PreflightReport())
-    except BaseException:
-        router.close()
-        raise
-    router.apply_preflight(checked)
-    problems = checked.notes
-    for p in problems:
-        log.warning("%s", p)
-        progress.note(p)
-    for t in cfg.tasks:
-        if not router.serving(t):
-            router.close()
-            raise UsageError(f"no route can serve task {t.kind!r}: " + "; ".join(problems))
-    watch = ApiWatch.for_current_api(local.api_lost).__enter__()
+    # Once stopped or once the API is gone, no more Prefect API calls: it may be gone with the signal.
     art = RunArtifacts(f"pages answered, {os.path.basename(cfg.out.rstrip(os.sep)) or cfg.out}",
-                       alive=lambda: not local.api_lost.is_set()) if artifacts else None
+                       alive=lambda: not (local.api_lost.is_set() or local.stop.is_set())) if artifacts else None
     unsubscribe = progress.subscribe(art) if art else (lambda: None)
-    writer = OutputWriter(cfg.out, cfg.page_marker, cfg.annotated_markdown)
-    workers = router.page_threads
-    window = -(-workers // PAGES_PER_TASK) + CHUNKS_AHEAD  # chunk tasks in flight
-    pending: deque = deque()  # (items, future) in submission order; an item is (open doc, page or unit)
-    open_docs: deque[_Open] = deque()  # documents in input order, waiting for their records
-    chunk: list[tuple[_Open, int]] = []  # pages not yet submitted
-    stop_workers = start_workers(WorkerSettings.for_run(cfg, workers))  # MuPDF runs in killable processes
-
-    def records_of(od: _Open, unit, result) -> list[Record]:
-        """A unit's records: from its task's result, from the router's finished units (a stopped
-        run does not wait for the task to report), or ``interrupted``."""
-        if isinstance(unit, int):  # a page: its list of records, or failures if the task raised
-            kept = router.done.pop((od.plan.document.path, unit), None)
-            if isinstance(result, list):
-                return result
-            if isinstance(result, BaseException) and not local.stop.is_set():
-                return router.page_failures(od.plan, unit, result)
-            return kept or router.interrupted(od.plan, unit, [t for t in cfg.tasks if t.scope == "page"])
-        spec, question = unit  # a document-scope unit
-        kept = router.done.pop((od.plan.document.path, (spec.kind, question)), None)
-        if isinstance(result, Record):
-            return [result]
-        if isinstance(result, BaseException) and not local.stop.is_set():
-            return [failed_record(od.plan, None, spec, result, question=question)]
-        return [kept or router._interrupted_record(od.plan.document, None, spec, question, "document")]
-
-    def settle(items, result) -> None:
-        for i, (od, unit) in enumerate(items):
-            recs = records_of(od, unit, result[i] if isinstance(result, list) and isinstance(unit, int)
-                              else result)
-            od.records.extend(recs)
-            od.waiting -= 1
-            for r in recs:
-                progress.emit(r)
-        flush_done()
-
-    def settle_oldest() -> None:
-        items, fut = pending.popleft()
-        while not local.stop.is_set() and not _wait(fut, 0.2):
-            pass
-        if local.stop.is_set():
-            pending.appendleft((items, fut))
-            raise _Stopped()
-        settle(items, fut.result(raise_on_failure=False))
-
-    def drain() -> None:
-        """Stopped: answers in flight get STOP_GRACE_S; every planned unit gets its record."""
-        deadline = time.monotonic() + STOP_GRACE_S
-        while pending:
-            items, fut = pending.popleft()
-            done = _wait(fut, max(0.0, deadline - time.monotonic()))
-            settle(items, fut.result(raise_on_failure=False) if done else None)
-        if chunk:
-            settle(chunk.copy(), None)
-            chunk.clear()
-
-    def flush_done() -> None:
-        while open_docs and open_docs[0].waiting == 0:
-            od = open_docs.popleft()
-            writer.add_document(od.plan.document, od.plan.pages, od.records)
-            mupdf.forget(od.plan.document)
-
-    def submit(items: list, future) -> None:
-        pending.append((items, future))
-        while len(pending) > window:
-            settle_oldest()
-
-    def submit_chunk() -> None:
-        items = chunk.copy()
-        chunk.clear()
-        submit(items, answer_pages_task.submit(router, [(od.plan, n) for od, n in items], chunk_label(items)))
-
+    watch = ApiWatch.for_current_api(local.api_lost).__enter__()
     try:
-        try:
-            for item in discover(cfg.inputs, exclude=[cfg.out]):
-                if local.stop.is_set():
-                    raise _Stopped()
-                if isinstance(item, DiscoveryFailure):
-                    _fail_document(writer, document_failures(item.path, item.sha256, cfg, item.error), None, log, cfg)
-                    continue
-                try:
-                    plan = plan_document(item, cfg)
-                except Exception as e:  # noqa: BLE001 - an unreadable document is a record, not a crash
-                    err = e if isinstance(e, InputError) else InputError(f"{item.path}: {type(e).__name__}: {e}")
-                    _fail_document(writer, document_failures(item.path, item.sha256, cfg, err), item.kind, log, cfg)
-                    continue
-                numbers = part.pages(plan.pages)
-                for task_kind, n in slice_units(cfg, len(numbers), part.doc_units).items():
-                    writer.ledger.plan(task_kind, n)
-                progress.document(plan.document.path, len(numbers))
-                page_tasks = any(t.scope == "page" for t in cfg.tasks)
-                doc_units = [(t, q) for t in cfg.tasks if t.scope == "document" for q in t.units()] \
-                    if part.doc_units else []
-                od = _Open(plan, waiting=(len(numbers) if page_tasks else 0) + len(doc_units))
-                open_docs.append(od)
-                for spec, question in doc_units:
-                    submit([(od, (spec, question))], answer_document_task.submit(router, plan, spec, question))
-                if page_tasks:
-                    for number in numbers:
-                        chunk.append((od, number))
-                        if len(chunk) >= PAGES_PER_TASK:
-                            submit_chunk()
-                flush_done()  # a document with nothing to answer (zero pages) is written now
-            if chunk:
-                submit_chunk()
-            while pending:
-                settle_oldest()
-            flush_done()
-        except _Stopped:
-            unsubscribe()  # no more Prefect API calls: the API may be gone with the signal
-            drain()
-            flush_done()
-    except BaseException:
-        stop_workers()  # first: a page thread waiting on a frozen worker returns at once
-        writer.abort()
-        router.close(wait=False)
-        unsubscribe()
+        summary = batch.run(cfg, submit_pages=_submit_pages, submit_document=_submit_document,
+                            listener=progress.EVERYONE, control=local, part=part, report=report,
+                            thumbs_dir=thumbs_dir, extra=extra, log=get_run_logger())
+    finally:
         watch.__exit__()
-        raise
-    watch.__exit__()
-    stopped = local.stop.is_set()
-    router.close(wait=not stopped)
-    if not stopped:  # a stopped run's process ends soon; its workers die with it (PDEATHSIG)
-        stop_workers()
         unsubscribe()
-    summary = writer.summary(interrupted=(local.signal or "stop") if stopped else None)
-    finished = dt.datetime.now(dt.timezone.utc)
-    ledger = summary["ledger"]
-    writer.finish(build_manifest(
-        config=cfg.public(), documents=writer.documents, summary=summary, started=started, finished=finished,
-        extra={"outcome": summary["outcome"], "headline": summary["headline"], "ledger": ledger,
-               "model_problems": problems,
-               "budget": {"limit_usd": cfg.budget_usd, "spent_usd": round(router.budget.spent, 6),
-                          "refused_requests": router.budget.refused}, **(extra or {})}))
-    if report and not stopped:  # the report can wait for the rerun when the user asked to stop
-        build_report(cfg.out)
-    local.summary = summary
-    local.written.set()
-    if stopped:
-        return summary
-    if art:
-        art.finish(cfg.out, summary, [d.get("markdown") for d in writer.documents])
-    log.info("%s", summary["headline"])
-    log.info("%s", format_ledger(ledger))
-    log.info("wrote %d records for %d inputs to %s", summary["records"], len(writer.documents), cfg.out)
+    if art and not local.stop.is_set():
+        art.finish(cfg.out, summary, [d.get("markdown") for d in local.documents])
     return summary
 
 
-class _Stopped(Exception):
-    """The run's stop signal was set: no new work; write what is done."""
+class _TaskFuture:
+    """A Prefect task future seen through the two calls pipeline/batch.py makes on a
+    ``concurrent.futures.Future``."""
+
+    def __init__(self, future) -> None:
+        self._future = future
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._future.wait(timeout)
+        if not self._future.wrapped_future.done():
+            raise TimeoutError
+        result = self._future.result(raise_on_failure=False)
+        return result if isinstance(result, BaseException) else None
+
+    def result(self, timeout: float | None = None) -> Any:
+        error = self.exception(timeout)
+        if error is not None:
+            raise error
+        return self._future.result(raise_on_failure=False)
 
 
-def _wait(fut, timeout: float) -> bool:
-    """Wait for a Prefect future up to ``timeout`` seconds; True when it has finished."""
-    fut.wait(timeout)
-    return fut.wrapped_future.done()
+def _submit_pages(router: Router, pages: list[tuple[DocumentPlan, int]], label: str) -> _TaskFuture:
+    return _TaskFuture(answer_pages_task.submit(router, pages, label))
 
 
-def slice_units(cfg: RunConfig, pages: int, doc_units: bool = True) -> dict[str, int]:
-    """Records a slice of ``pages`` pages of a readable document must end with, per task."""
-    out: dict[str, int] = {}
-    for t in cfg.tasks:
-        if t.scope == "document" and not doc_units:
-            continue
-        n = len(t.units())
-        out[t.kind] = out.get(t.kind, 0) + (n if t.scope == "document" else n * pages)
-    return out
+def _submit_document(router: Router, plan: DocumentPlan, spec: TaskSpec, question: str | None) -> _TaskFuture:
+    return _TaskFuture(answer_document_task.submit(router, plan, spec, question))
 
 
 # --- Prefect artifacts: progress, pages per route and status, a summary linking the outputs ----
@@ -479,15 +269,6 @@ def summary_markdown(out: str, summary: dict[str, Any], markdown_files, *, title
     if len(md) > MAX_LINKED_MARKDOWN:
         lines.append(f"* ... and {len(md) - MAX_LINKED_MARKDOWN} more Markdown files in the output folder")
     return "\n".join(lines) + "\n"
-
-
-def _fail_document(writer: OutputWriter, recs: list[Record], kind: str | None, log, cfg: RunConfig) -> None:
-    log.warning("%s", recs[0].error.message if recs[0].error else recs[0].document)
-    for task_kind, n in expected_units(cfg, None).items():
-        writer.ledger.plan(task_kind, n)
-    writer.add_failure(recs, kind)
-    for r in recs:
-        progress.emit(r)
 
 
 def run_batch(cfg: RunConfig, local: LocalRun | None = None) -> dict[str, Any]:

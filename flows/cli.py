@@ -297,38 +297,15 @@ def load_config(args: argparse.Namespace):
     return cfg
 
 
-def check_run(cfg, overwrite: bool, while_waiting=None):
-    """Everything that can stop a run before any page, in the order a user would fix it:
-    configuration, prices for a budget, keys, inputs, then the endpoints (preflight) and the
-    output folder. ``while_waiting()`` is called between the two halves: work that may overlap
-    the network (it is never reached on a plain usage error). Returns the preflight report;
-    raises UsageError or ConfigError."""
-    from pixtract.discover import nothing_found
-    from pixtract.errors import UsageError
-    from pixtract.outputs import check_out_dir
-    from pixtract.preflight import preflight
-
-    cfg.validate()
-    cfg.check_prices()
-    _check_key(cfg)
-    why = nothing_found(cfg.inputs, [cfg.out])
-    if why:
-        raise UsageError(why)
-    if while_waiting is not None:
-        while_waiting()
-    checked = preflight(cfg) if cfg.endpoint.remote else None
-    check_out_dir(cfg.out, cfg.fingerprint(), overwrite=overwrite)
-    return checked
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     import threading
 
     from pixtract.errors import UsageError
     from pixtract.providers.errors import ConfigError
 
+    from pixtract.checks import check_run
+
     from .interrupt import StallWatch
-    from .localrun import LocalRun
 
     managed = False
     watch = local = stop_workers = None
@@ -356,6 +333,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             cfg = load_config(args)
             checked = check_run(cfg, args.overwrite, while_waiting=start_prefect)
+            from .localrun import LocalRun  # the batch core: imported while Prefect imports
+
             local = LocalRun(preflight=checked)
             watch = StallWatch(cfg.stall_timeout + STALL_MARGIN_S, STALL_STARTUP_S) if cfg.stall_timeout else None
             stop_early = _answer_early(cfg, local, stop_workers)  # the first pages go out while Prefect imports
@@ -554,13 +533,6 @@ def effective_config(cfg) -> dict:
         for k in ("base_url", "vision_model", "text_model"):
             d[name][k] = d[name][k] or getattr(prof, k)
     return d
-
-
-def _check_key(cfg) -> None:
-    """Fail fast, before Prefect starts, when a model profile has no key."""
-    for spec in [cfg.endpoint] + ([cfg.vision_alt] if cfg.vision_alt else []):
-        if spec.remote:
-            spec.endpoint().resolved()
 
 
 def report(summary: dict, out: str, quiet: bool = False) -> int:

@@ -34,3 +34,19 @@ def note(message: str) -> None:
     for listener in list(_listeners):
         if hasattr(listener, "note"):
             listener.note(message)
+
+
+class _Everyone:
+    """Every subscriber as one listener: what the flow hands pipeline/batch.py's run."""
+
+    def document(self, path: str, pages: int) -> None:
+        document(path, pages)
+
+    def record(self, rec) -> None:
+        emit(rec)
+
+    def note(self, message: str) -> None:
+        note(message)
+
+
+EVERYONE = _Everyone()

@@ -1,7 +1,12 @@
 """pixtract: PDFs and chart images to Markdown, answers, JSON and tables (the library).
 
-One module per step: discover -> render -> (messages) -> route -> (answers) -> outputs.
-This package never imports Prefect; ``flows/`` wraps it.
+One module per step: discover -> render -> (messages) -> route -> (answers) -> outputs;
+batch.py runs them over a whole batch. This package never imports Prefect; ``flows/`` wraps it.
+
+The public face, for notebooks and scripts (pipeline/api.py)::
+
+    import pixtract
+    result = pixtract.run(["report.pdf"], task="transcribe", profile="local")
 """
 
 import os as _os
@@ -28,3 +33,23 @@ if "pymupdf" not in _sys.modules:
         for _m in _blocked:
             if _sys.modules.get(_m, 0) is None:
                 del _sys.modules[_m]
+
+
+__all__ = ["run", "Result", "RunControl", "RunConfig", "TaskSpec", "Record", "ErrorInfo", "PixtractError",
+           "UsageError", "__version__"]
+
+# Where each public name lives; imported on first use, so that ``import pixtract`` stays light.
+_PUBLIC = {"run": "api", "Result": "api", "RunControl": "batch", "RunConfig": "config", "TaskSpec": "config",
+           "Record": "records", "ErrorInfo": "records", "PixtractError": "errors", "UsageError": "errors"}
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

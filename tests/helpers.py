@@ -53,3 +53,18 @@ def without_root_rights() -> None:
     for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH (linux/capability.h)
         if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed: cannot drop root's file rights")
+
+
+def text_pdfs(folder, pages: dict[str, int], label: str = "Chunk test") -> None:
+    """``<name>.pdf`` in ``folder`` (made) for each name, with that many pages of real text,
+    each saying which document and page it is."""
+    import pymupdf
+
+    folder.mkdir()
+    for name, n in pages.items():
+        pdf = pymupdf.open()
+        for p in range(n):
+            page = pdf.new_page(width=300, height=200)
+            page.insert_text((20, 40), f"{label}, document {name}, page {p + 1}.", fontsize=10)
+            page.insert_text((20, 60), "The quick brown fox jumps over the lazy dog.", fontsize=10)
+        pdf.save(folder / f"{name}.pdf")

@@ -127,7 +127,7 @@ def test_memory_and_overhead_benchmarks(work):
 def test_overhead_chunks_like_the_flow():
     import bench_overhead
 
-    from pixtract.flows.batch import PAGES_PER_TASK
+    from pixtract.batch import PAGES_PER_TASK
 
     assert bench_overhead.PAGES_PER_TASK == PAGES_PER_TASK
 

@@ -181,20 +181,12 @@ def test_console_script_runs(samples, tmp_path):
 def test_pages_go_to_prefect_in_chunks_across_documents(tmp_path, monkeypatch):
     """One Prefect task run per PAGES_PER_TASK pages (a task run costs ~7-10 ms of CPU), filled
     across document boundaries; every page still ends as its own record, in order."""
-    import pymupdf
-
     from pixtract.flows.batch import PAGES_PER_TASK
     from pixtract.route import Router
+    from tests.helpers import text_pdfs
 
     inputs = tmp_path / "in"
-    inputs.mkdir()
-    for name, pages in (("a", 10), ("b", 10), ("c", 15)):
-        pdf = pymupdf.open()
-        for p in range(pages):
-            page = pdf.new_page(width=300, height=200)
-            page.insert_text((20, 40), f"Chunk test, document {name}, page {p + 1}.", fontsize=10)
-            page.insert_text((20, 60), "The quick brown fox jumps over the lazy dog.", fontsize=10)
-        pdf.save(inputs / f"{name}.pdf")
+    text_pdfs(inputs, {"a": 10, "b": 10, "c": 15})
     chunks = []
     real = Router.answer_pages
 

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from pixtract.flows.inbox import (
+from pixtract.inbox import (
     InboxError,
     InboxIndex,
     PartSpec,
@@ -258,3 +258,16 @@ def test_merge_keeps_one_failure_for_an_unreadable_document(tmp_path):
     assert (path, sha, [r.error.type for r in recs]) == ("in/bad.pdf", "d" * 64, ["unreadable_file"])
     assert writer.summary()["ledger"]["balanced"]
     assert json.loads(json.dumps(writer.documents))[0]["kind"] == "pdf"
+
+
+def test_the_inbox_core_never_imports_prefect(samples):
+    """pipeline/inbox.py (index, run folders, parts, merge) is plain Python: planning a real
+    folder's parts loads neither Prefect nor the flows package."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom pixtract.discover import discover\nfrom pixtract.inbox import plan_parts\n"
+            "specs = plan_parts(discover([sys.argv[1]]), 2)\n"
+            "print(len(specs) > 1, 'prefect' in sys.modules, 'pixtract.flows' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(samples)], capture_output=True, text=True, timeout=300)
+    assert done.stdout.split() == ["True", "False", "False"], done.stdout + done.stderr
