@@ -22,9 +22,6 @@ from pixtract.batch import (  # noqa: F401 - PAGES_PER_TASK and the slice helper
     PAGES_PER_TASK,
     WHOLE,
     Slice,
-    document_failures,
-    expected_units,
-    slice_units,
 )
 from pixtract.config import RunConfig, TaskSpec
 from pixtract.plan import DocumentPlan

@@ -38,7 +38,8 @@ from .outputs import OutputWriter
 from .plan import DocumentPlan, plan_document
 from .prefetch import router_for_run
 from .preflight import PreflightReport, preflight
-from .records import STATUS_FAILED, ErrorInfo, Record
+from .records import Record
+from .units import count_units, failed_document
 from .report import build_report
 from .route import failed_record
 from .workers import WorkerSettings, start_workers
@@ -68,23 +69,6 @@ def chunk_label(items: list[tuple["_Open", int]]) -> str:
     return head
 
 
-def expected_units(cfg: RunConfig, pages: int | None) -> dict[str, int]:
-    """Records a document must end with, per task (the ledger's "pages in")."""
-    out: dict[str, int] = {}
-    for t in cfg.tasks:
-        n = len(t.units())
-        out[t.kind] = out.get(t.kind, 0) + (n if (pages is None or t.scope == "document") else n * pages)
-    return out
-
-
-def document_failures(path: str, sha256: str | None, cfg: RunConfig, exc: BaseException) -> list[Record]:
-    """One failed record per task unit for a document that could not be read at all."""
-    err = ErrorInfo.from_exception(exc)
-    return [Record(document=path, sha256=sha256, page=None, task=t.kind, question=q, route=None,
-                   status=STATUS_FAILED, error=err, schema=t.schema_name, scope=t.scope)
-            for t in cfg.tasks for q in t.units()]
-
-
 @dataclass(frozen=True)
 class Slice:
     """The share of a document one child run answers (flows/inbox.py fans a batch out):
@@ -100,17 +84,6 @@ class Slice:
 
 
 WHOLE = Slice()
-
-
-def slice_units(cfg: RunConfig, pages: int, doc_units: bool = True) -> dict[str, int]:
-    """Records a slice of ``pages`` pages of a readable document must end with, per task."""
-    out: dict[str, int] = {}
-    for t in cfg.tasks:
-        if t.scope == "document" and not doc_units:
-            continue
-        n = len(t.units())
-        out[t.kind] = out.get(t.kind, 0) + (n if t.scope == "document" else n * pages)
-    return out
 
 
 class Listener(Protocol):
@@ -286,16 +259,16 @@ class _Batch:
         """Plan one discovered input and submit its units (a failed record when it is unreadable)."""
         cfg = self.cfg
         if isinstance(item, DiscoveryFailure):
-            self.fail_document(document_failures(item.path, item.sha256, cfg, item.error), None)
+            self.fail_document(failed_document(cfg, item.path, item.sha256, item.error), None)
             return
         try:
             plan = plan_document(item, cfg)
         except Exception as e:  # noqa: BLE001 - an unreadable document is a record, not a crash
             err = e if isinstance(e, InputError) else InputError(f"{item.path}: {type(e).__name__}: {e}")
-            self.fail_document(document_failures(item.path, item.sha256, cfg, err), item.kind)
+            self.fail_document(failed_document(cfg, item.path, item.sha256, err), item.kind)
             return
         numbers = part.pages(plan.pages)
-        for task_kind, n in slice_units(cfg, len(numbers), part.doc_units).items():
+        for task_kind, n in count_units(cfg, len(numbers), document_units=part.doc_units).items():
             self.writer.ledger.plan(task_kind, n)
         self.listener.document(plan.document.path, len(numbers))
         page_tasks = any(t.scope == "page" for t in cfg.tasks)
@@ -314,7 +287,7 @@ class _Batch:
 
     def fail_document(self, recs: list[Record], kind: str | None) -> None:
         self.log.warning("%s", recs[0].error.message if recs[0].error else recs[0].document)
-        for task_kind, n in expected_units(self.cfg, None).items():
+        for task_kind, n in count_units(self.cfg, None).items():
             self.writer.ledger.plan(task_kind, n)
         self.writer.add_failure(recs, kind)
         for r in recs:

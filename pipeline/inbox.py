@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .batch import Slice, document_failures, expected_units
+from .batch import Slice
 from .config import RunConfig
 from .discover import DiscoveryFailure
 from .errors import InputError, PixtractError, UsageError
@@ -35,7 +35,7 @@ from .records import (
     Record,
 )
 from .render import count_pages
-from .units import units_of
+from .units import count_units, failed_document, units_of
 
 INDEX = "index.json"
 RUNS_DIR = "runs"
@@ -354,8 +354,8 @@ def merge_parts(writer: OutputWriter, cfg: RunConfig, run_dir: str, specs: list[
             else:
                 spec = pieces[0]
                 msg = f"{path}: part {spec.part} did not finish ({why.get(spec.part, 'no output')})"
-                records, kind = document_failures(path, sha, cfg, PartFailed(msg)), None
-            for task_kind, n in expected_units(cfg, None).items():
+                records, kind = failed_document(cfg, path, sha, PartFailed(msg)), None
+            for task_kind, n in count_units(cfg, None).items():
                 writer.ledger.plan(task_kind, n)
             writer.add_failure(records, kind)
             done.append((path, records[0].sha256 if records else sha, records))
@@ -372,7 +372,7 @@ def merge_parts(writer: OutputWriter, cfg: RunConfig, run_dir: str, specs: list[
         document = Document(path=path, abspath=os.path.abspath(path), sha256=entry["sha256"],
                             kind=entry.get("kind") or "pdf", size=int(entry.get("bytes") or 0),
                             fmt=entry.get("format") or "")
-        for task_kind, n in expected_units(cfg, pages).items():
+        for task_kind, n in count_units(cfg, pages).items():
             writer.ledger.plan(task_kind, n)
         writer.add_document(document, pages, records)
         done.append((path, document.sha256, records))

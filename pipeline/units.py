@@ -70,3 +70,8 @@ def count_units(cfg: RunConfig, pages: int | None, *, document_units: bool = Tru
     for unit in units_of(cfg, "", None, None if pages is None else range(pages), scopes=scopes):
         out[unit.task.kind] = out.get(unit.task.kind, 0) + 1
     return out
+
+
+def failed_document(cfg: RunConfig, document: str, sha256: str | None, error: ErrorInfo | BaseException) -> list[Record]:
+    """One failed record per unit of a document that could not be read at all."""
+    return [u.failed(error) for u in units_of(cfg, document, sha256, None)]
