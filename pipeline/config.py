@@ -111,7 +111,7 @@ SETTINGS = [
     # the report's viewer: full-resolution page images (pipeline/render.py review_image)
     Setting("review_dpi", "--review-dpi", "PIXTRACT_REVIEW_DPI", int, 0, 600, metavar="DPI",
             help="resolution of the page images the report's viewer zooms into (default {default}; long edge "
-                 "at most 3200 px; about 0.1 s of CPU and 0.2-0.5 MB of disk a page); 0: none, the viewer "
+                 "at most 3200 px; about 45 ms of CPU and 260 KB of disk a page); 0: none, the viewer "
                  "shows the model's 1024-px image"),
     # outputs: the marker between pages in <stem>.md
     Setting("page_marker", "--page-marker", "PIXTRACT_PAGE_MARKER", str, metavar="TEXT",

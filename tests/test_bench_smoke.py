@@ -48,6 +48,9 @@ def test_render_benchmark(work):
     assert all(v > 0 for v in res["render_page_png_kb_per_page"].values())
     assert res["documents"][0]["pixtract"]["last_page_size"][:2] == [792, 1024]
     assert (work / "fineprint_pixtract.png").exists() and res["fine_print"]["font_px"] > 7
+    review = res["review"]["documents"][0]  # the report's page images: Letter at 200 DPI
+    assert review["pages"] == 3 and review["last_page_size"] == [1700, 2200, "image/png"]
+    assert res["review"]["generated"]["kb_per_page"] > gen["pixtract"]["kb_per_page"]
     if shutil.which("pdftoppm"):
         assert gen["pdftoppm"]["pages"] == 3 and "pixtract/pdftoppm" in gen["ratios"]
         assert res["targets"]["measured"] == gen["ratios"]["pixtract_workers/pdftoppm"]["cpu"]
