@@ -425,10 +425,11 @@ def _printed(m: Match) -> tuple:
 
 def _spans(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Cells that repeat one printed text across neighbouring grid positions become one cell
-    with a span. Markdown has no spans: pymupdf4llm (pymupdf's ``fill_empty``) and most models
-    repeat a spanning cell's text in each position it covers, so the same printed words placed
+    with a span. Markdown has no spans: pymupdf's ``fill_empty`` and some models repeat a
+    spanning cell's text in each position it covers, so the same printed words placed
     in the next column (row) means the cell spans it; a value printed twice has two places
-    (``_cell_match``) and stays two cells. An empty position is never counted as spanned."""
+    (``_cell_match``) and stays two cells. An empty position is never counted as spanned: the
+    local engine writes a merged cell once beside empty positions, and gets no spans."""
     at = {(c["row"], c["col"]): c for c in cells}
     merged: set[int] = set()
     for c in cells:  # row by row, left to right: extend to the right
