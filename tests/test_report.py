@@ -508,6 +508,10 @@ def test_the_viewer_shows_the_full_resolution_page_with_boxes_over_their_words(t
         bx0, by0, bx1, by1 = (inside[0] / sx + x0, inside[1] / sy + y0, inside[2] / sx + x0, inside[3] / sy + y0)
         assert abs(bx0 - x0) < 3 and abs(bx1 - x1) < 3 and by0 - y0 < 6 and y1 - by1 < 6, (inside, item["boxes"])
 
+    from pixtract.layout import document_layout
+
+    layout = document_layout("report.pdf", r["sha256"], 3, [], str(out))
+    assert layout["pages"][1]["full_image"] == f"pages/{full.name}"
     browser.goto(Path(build_report(str(out))).as_uri())
     assert browser.eval("document.querySelectorAll('#viewer img[src]').length") == 0  # nothing loaded yet
     browser.click('.gi[data-g="d1-p2-1"]')
@@ -531,7 +535,10 @@ def test_the_viewer_shows_the_full_resolution_page_with_boxes_over_their_words(t
 
 def test_without_review_images_the_viewer_shows_the_model_image(tmp_path, samples):
     out = tmp_path / "run"
-    _answered_pages(out, samples / "report.pdf", review_dpi=0)
+    from pixtract.layout import document_layout
+
+    r = _answered_pages(out, samples / "report.pdf", review_dpi=0)[0]
     assert not list((out / "pages").glob("*.full.*"))
+    assert all("full_image" not in p for p in document_layout("report.pdf", r["sha256"], 3, [], str(out))["pages"])
     text = Path(build_report(str(out))).read_text(encoding="utf-8")
     assert re.search(r'data-full="pages/[0-9a-f]{16}-p2\.png"', text)
