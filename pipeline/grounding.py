@@ -19,6 +19,7 @@ import datetime as dt
 import re
 import threading
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -339,7 +340,7 @@ def ground_transcription(md: str, pages: list[PageIndex]) -> tuple[list[dict[str
                                   "page": m.page if m else None, "box": union(line_boxes(m.words)) if m else None,
                                   "_at": _printed(m) if m else None})
                     parts.append(cell)
-            cells = _spans(cells)
+            cells = _spans(cells, lambda text: len(exact_matches(norm(text), pages, limit=2)) == 1)
             matched = [c for c in cells if c["box"]]
             found = sum(len(norm(c["text"])) for c in matched)
             total = sum(len(norm(c["text"])) for c in cells) or 1
@@ -423,19 +424,22 @@ def _printed(m: Match) -> tuple:
     return (m.page, tuple(m.words))
 
 
-def _spans(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _spans(cells: list[dict[str, Any]], printed_once: Callable[[str], bool]) -> list[dict[str, Any]]:
     """Cells that repeat one printed text across neighbouring grid positions become one cell
     with a span. Markdown has no spans: pymupdf's ``fill_empty`` and some models repeat a
     spanning cell's text in each position it covers, so the same printed words placed
-    in the next column (row) means the cell spans it; a value printed twice has two places
-    (``_cell_match``) and stays two cells. An empty position is never counted as spanned: the
-    local engine writes a merged cell once beside empty positions, and gets no spans."""
+    in the next column (row) means the cell spans it, if that text is printed only once on the
+    page (a value printed several times, such as "10" or "NA", may have been given one place
+    twice; on the ICDAR tables all such merges were wrong). An empty position is never counted
+    as spanned: the local engine writes a merged cell once beside empty positions, and gets no
+    spans."""
     at = {(c["row"], c["col"]): c for c in cells}
     merged: set[int] = set()
     for c in cells:  # row by row, left to right: extend to the right
         if id(c) in merged or c["_at"] is None:
             continue
-        while (n := at.get((c["row"], c["col"] + c["col_span"]))) is not None and n["_at"] == c["_at"]:
+        while ((n := at.get((c["row"], c["col"] + c["col_span"]))) is not None and n["_at"] == c["_at"]
+               and printed_once(c["text"])):
             c["col_span"] += 1
             merged.add(id(n))
     kept = [c for c in cells if id(c) not in merged]
@@ -444,7 +448,7 @@ def _spans(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if id(c) in merged or c["_at"] is None:
             continue
         while ((n := top.get((c["row"] + c["row_span"], c["col"]))) is not None and n["_at"] == c["_at"]
-               and n["col_span"] == c["col_span"]):
+               and n["col_span"] == c["col_span"] and printed_once(c["text"])):
             c["row_span"] += 1
             merged.add(id(n))
     out = [c for c in kept if id(c) not in merged]
