@@ -15,6 +15,11 @@ Inputs: the readable fixture PDFs plus a generated 200-page document (text, tabl
 drawings, 6-pt fine print). Also times each step of the shipped ``render_page`` on the
 generated document (``breakdown``) and saves a crop of the fine print from pixtract's image.
 
+Review images (``review``): what the report's full-resolution page images (``review_dpi``,
+200 DPI by default) cost a run on top of the model's image: CPU ms (worker + caller) and bytes
+per page of ``render.review_image`` in a MuPDF worker, as a run calls it, and on the generated
+document PNG against high-quality JPEG for line art.
+
     python bench/bench_render.py [--pages 200] [--results DIR]
 """
 
@@ -132,6 +137,65 @@ def bench_pdftoppm(path: Path, pages: int) -> dict:
                 last = (im.width, im.height, "image/png")
     cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
     return _figures(cpu, w1 - w0, len(files), size, px, last=last)
+
+
+REVIEW_DPI = 200  # RunConfig.review_dpi's default
+
+
+def bench_review(path: Path, pages: int, dpi: int = REVIEW_DPI) -> dict:
+    """``review_image`` in a MuPDF worker, after the page's model render (untimed: a run does it
+    anyway, and its format choice decides the review image's)."""
+    from PIL import Image
+
+    from pixtract.records import RenderSettings
+    from pixtract.render import JPEG, render_page, review_image
+    from pixtract.workers import WorkerSettings, running_workers, worker_pids
+
+    settings = RenderSettings()
+    doc = _doc(path)
+    cpu = wall = 0.0
+    size = px = 0
+    mimes: dict[str, int] = {}
+    with running_workers(WorkerSettings(1, 60.0, 4096)):
+        review_image(doc, 1, dpi, False, settings)  # start the worker and open the document
+        [pid] = worker_pids()
+        for n in range(1, pages + 1):
+            photographic = render_page(doc, n, settings).mime == JPEG
+            k0, c0, w0 = _proc_cpu(pid), time.process_time(), time.perf_counter()
+            data, mime = review_image(doc, n, dpi, photographic, settings)
+            k1, c1, w1 = _proc_cpu(pid), time.process_time(), time.perf_counter()
+            cpu, wall, size = cpu + (k1 - k0) + (c1 - c0), wall + (w1 - w0), size + len(data)
+            mimes[mime] = mimes.get(mime, 0) + 1
+            with Image.open(io.BytesIO(data)) as im:
+                px += im.width * im.height
+                last = (im.width, im.height, mime)
+    return {**_figures(cpu, wall, pages, size, px, last), "mimes": mimes}
+
+
+def review_formats(path: Path, pages: int = 20, dpi: int = REVIEW_DPI) -> dict:
+    """Line-art pages at ``dpi``, in-process: the shipped PNG writer against JPEG at 85 and 90
+    (CPU ms of the encoding alone, KB per page)."""
+    import pymupdf
+
+    from pixtract import render
+
+    pdf = pymupdf.open(str(path))
+    pages = min(pages, pdf.page_count)
+    out = {k: [0.0, 0] for k in ("png (shipped for line art)", "jpeg q85", "jpeg q90")}
+    for i in range(pages):
+        pix = pdf.load_page(i).get_pixmap(matrix=pymupdf.Matrix(dpi / 72, dpi / 72), alpha=False)
+        samples, w, h, n = pix.samples, pix.width, pix.height, pix.n
+        for key, fn in (("png (shipped for line art)", lambda: render.png_from_samples(samples, w, h, n)),
+                        ("jpeg q85", lambda: render._jpeg(_pixels(samples, w, h, n), 85)),
+                        ("jpeg q90", lambda: render._jpeg(_pixels(samples, w, h, n), 90))):
+            c0 = time.process_time()
+            data = fn()
+            out[key][0] += time.process_time() - c0
+            out[key][1] += len(data)
+    pdf.close()
+    return {"pages": pages, "dpi": dpi, "encode": {k: {"cpu_ms_per_page": round(c / pages * 1000, 2),
+                                                       "kb_per_page": round(b / pages / 1024, 1)}
+                                                   for k, (c, b) in out.items()}}
 
 
 def _figures(cpu: float, wall: float, pages: int, size: int, px: int, last) -> dict:
@@ -298,11 +362,26 @@ def run(pages: int = 200, results_dir: Path | None = None, fixtures: bool = True
         + ", ".join(f"{k} {v:.1f}" for k, v in steps["steps_ms"].items()))
     log("  PNG KB/page: " + ", ".join(f"{k} {v:.1f}" for k, v in steps["png_kb_per_page"].items()))
     crop = fine_print_crop(gen, (crop_dir or BENCH) / "fineprint_pixtract.png")
+    review = {"dpi": REVIEW_DPI, "documents": [
+        {"document": d["document"], **bench_review(path, n)} for d, (path, n) in zip(docs, inputs)]}
+    rv = review["documents"]
+    for label, rows in (("generated", rv[:1]), ("fixtures", rv[1:]), ("all", rv)):
+        if rows:
+            pg = sum(r["pages"] for r in rows)
+            review[label] = {"pages": pg, "cpu_ms_per_page": round(sum(r["cpu_s"] for r in rows) / pg * 1000, 2),
+                             "wall_ms_per_page": round(sum(r["wall_s"] for r in rows) / pg * 1000, 2),
+                             "kb_per_page": round(sum(r["kb_per_page"] * r["pages"] for r in rows) / pg, 1)}
+    review["formats"] = review_formats(gen)
+    for r in rv:
+        log(f"  review image {REVIEW_DPI} DPI, {r['document']} ({r['pages']} p): {r['cpu_ms_per_page']:.1f} ms cpu, "
+            f"{r['kb_per_page']:.0f} KB, {r['megapixels_per_page']:.2f} MP a page, {r['mimes']}")
+    log("  review formats (line art): " + ", ".join(
+        f"{k} {v['cpu_ms_per_page']:.1f} ms {v['kb_per_page']:.0f} KB" for k, v in review["formats"]["encode"].items()))
     # The target holds for the path a run takes: render_page in a MuPDF worker process.
     target = summary["all"]["ratios"].get("pixtract_workers/pdftoppm", {}).get("cpu")
     result = {"long_edge": LONG_EDGE, "format": "png", "documents": docs, "summary": summary,
               "render_page_steps_pages": steps["pages"], "render_page_steps_ms": steps["steps_ms"],
-              "render_page_png_kb_per_page": steps["png_kb_per_page"], "fine_print": crop,
+              "render_page_png_kb_per_page": steps["png_kb_per_page"], "fine_print": crop, "review": review,
               "targets": {"pixtract_workers/pdftoppm cpu <=": 0.1, "measured": target,
                          "met": None if target is None else target <= 0.1},
               "skipped": [t for t, ok in (("pdftoppm", have_poppler), ("pypdfium2", have_pdfium)) if not ok]}

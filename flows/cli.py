@@ -116,6 +116,7 @@ def _add_config_flags(p: argparse.ArgumentParser, with_out: bool = True) -> None
     o.add_argument("--no-upright", action="store_true", help="do not detect and undo 90/180/270 degree turns")
     g = p.add_argument_group("outputs and grounding")
     _add_setting(g, "--page-marker")
+    _add_setting(g, "--review-dpi")
     g.add_argument("--annotated-markdown", action="store_true",
                    help="also write <stem>.annotated.md with routes, flags, agreement and unlocated values")
     g.add_argument("--grounding-ocr", action="store_true",

@@ -19,6 +19,7 @@ import datetime as dt
 import re
 import threading
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -324,18 +325,22 @@ def ground_transcription(md: str, pages: list[PageIndex]) -> tuple[list[dict[str
     for order, b in enumerate(markdown_blocks(md), 1):
         parts: list[str] = []
         if b["type"] == "table":
-            cells, prev = [], None
+            cells, prev, used = [], None, set()
             texts = [[_strip_md(cell) for cell in row] for row in b["rows"]]
             area = _table_area(texts, pages)
             for r, row in enumerate(texts):
                 for c, cell in enumerate(row):
                     if not norm(cell):
                         continue
-                    m = _cell_match(cell, pages, area, prev)
+                    m = _cell_match(cell, pages, area, prev, used)
                     prev = m or prev
+                    if m is not None:
+                        used.add(_printed(m))
                     cells.append({"row": r, "col": c, "row_span": 1, "col_span": 1, "text": cell[:300],
-                                  "page": m.page if m else None, "box": union(line_boxes(m.words)) if m else None})
+                                  "page": m.page if m else None, "box": union(line_boxes(m.words)) if m else None,
+                                  "_at": _printed(m) if m else None})
                     parts.append(cell)
+            cells = _spans(cells, lambda text: len(exact_matches(norm(text), pages, limit=2)) == 1)
             matched = [c for c in cells if c["box"]]
             found = sum(len(norm(c["text"])) for c in matched)
             total = sum(len(norm(c["text"])) for c in cells) or 1
@@ -393,23 +398,63 @@ def _table_area(rows: list[list[str]], pages: list[PageIndex]) -> tuple[int, lis
 
 
 def _cell_match(cell: str, pages: list[PageIndex], area: tuple[int, list[float]] | None,
-                prev: Match | None) -> Match | None:
+                prev: Match | None, used: set = frozenset()) -> Match | None:
     """A table cell's place: of its whole-word occurrences, the one inside (or nearest) the
-    table's area, then nearest the previous cell; else the best fuzzy match."""
+    table's area and not yet taken by another cell, then nearest the previous cell; else the
+    best fuzzy match. (A value printed twice gets both places; one printed once but given in
+    several cells keeps its one place: a spanning cell, see ``_spans``.)"""
     found = exact_matches(norm(cell), pages)
     if not found:
         return find(cell, pages, near=prev)
     if area is None:
-        return min(found, key=lambda m: _distance(m, prev)) if prev else found[0]
+        return min(found, key=lambda m: (_printed(m) in used, _distance(m, prev) if prev else 0.0))
     page, (x0, y0, x1, y1) = area
 
     def key(m: Match) -> tuple:
         w = m.words[0]
         cx, cy = (w.x0 + w.x1) / 2, (w.y0 + w.y1) / 2
-        outside = max(0.0, x0 - cx, cx - x1) + max(0.0, y0 - cy, cy - y1)
-        return (m.page != page, round(outside), _distance(m, prev) if prev else 0.0)
+        outside = round(max(0.0, x0 - cx, cx - x1) + max(0.0, y0 - cy, cy - y1))
+        return (m.page != page, outside > 0, _printed(m) in used, outside, _distance(m, prev) if prev else 0.0)
 
     return min(found, key=key)
+
+
+def _printed(m: Match) -> tuple:
+    """Where a match is printed: its page and words (the same place for the same print)."""
+    return (m.page, tuple(m.words))
+
+
+def _spans(cells: list[dict[str, Any]], printed_once: Callable[[str], bool]) -> list[dict[str, Any]]:
+    """Cells that repeat one printed text across neighbouring grid positions become one cell
+    with a span. Markdown has no spans: pymupdf's ``fill_empty`` and some models repeat a
+    spanning cell's text in each position it covers, so the same printed words placed
+    in the next column (row) means the cell spans it, if that text is printed only once on the
+    page (a value printed several times, such as "10" or "NA", may have been given one place
+    twice; on the ICDAR tables all such merges were wrong). An empty position is never counted
+    as spanned: the local engine writes a merged cell once beside empty positions, and gets no
+    spans."""
+    at = {(c["row"], c["col"]): c for c in cells}
+    merged: set[int] = set()
+    for c in cells:  # row by row, left to right: extend to the right
+        if id(c) in merged or c["_at"] is None:
+            continue
+        while ((n := at.get((c["row"], c["col"] + c["col_span"]))) is not None and n["_at"] == c["_at"]
+               and printed_once(c["text"])):
+            c["col_span"] += 1
+            merged.add(id(n))
+    kept = [c for c in cells if id(c) not in merged]
+    top = {(c["row"], c["col"]): c for c in kept}
+    for c in kept:  # then downwards, for a cell of the same width
+        if id(c) in merged or c["_at"] is None:
+            continue
+        while ((n := top.get((c["row"] + c["row_span"], c["col"]))) is not None and n["_at"] == c["_at"]
+               and n["col_span"] == c["col_span"] and printed_once(c["text"])):
+            c["row_span"] += 1
+            merged.add(id(n))
+    out = [c for c in kept if id(c) not in merged]
+    for c in out:
+        del c["_at"]
+    return out
 
 
 def _block_item(kind: str, text: str, order: int, page: int | None, boxes: list[list[float]],

@@ -1,8 +1,9 @@
 """The layout JSON of a document (``<stem>.json``) and the page files it refers to.
 
-While a run goes on, each rendered page leaves two files under ``pages/`` in the output folder:
-the page image the model saw (``<sha16>-p<N>.png`` or ``.jpg``, for the report) and its words
-with boxes (``<sha16>-p<N>.words.json``: the text layer's, or OCR's). When a document is done,
+While a run goes on, each rendered page leaves files under ``pages/`` in the output folder: the
+page image the model saw (``<sha16>-p<N>.png`` or ``.jpg``), the full-resolution image the
+report's viewer shows (``<sha16>-p<N>.full.png`` or ``.jpg``, unless ``review_dpi`` is 0) and
+its words with boxes (``<sha16>-p<N>.words.json``: the text layer's, or OCR's). When a document is done,
 its layout JSON is built from those and from its records: per page the size and rotation, the
 blocks in reading order (the transcription's blocks where the page was transcribed, else the
 text layer's blocks), tables with their cells, chart regions, and every answer with its
@@ -12,15 +13,17 @@ grounding (pipeline/grounding.py).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 
 from .outputs import atomic_write
-from .records import Page, PageWords, Record
+from .records import Page, PageWords, Record, RenderSettings
 
 PAGES_DIR = "pages"
 LAYOUT_VERSION = 1
 _EXT = {"image/png": "png", "image/jpeg": "jpg"}
+_log = logging.getLogger(__name__)
 
 
 def _stem(sha256: str, page: int) -> str:
@@ -29,6 +32,10 @@ def _stem(sha256: str, page: int) -> str:
 
 def page_image_name(sha256: str, page: int, mime: str) -> str:
     return f"{_stem(sha256, page)}.{_EXT.get(mime, 'png')}"
+
+
+def review_image_name(sha256: str, page: int, mime: str) -> str:
+    return f"{_stem(sha256, page)}.full.{_EXT.get(mime, 'png')}"
 
 
 def words_name(sha256: str, page: int) -> str:
@@ -40,6 +47,23 @@ def save_page_image(out: str, page: Page) -> None:
     path = os.path.join(out, page_image_name(page.document.sha256, page.number, page.mime))
     if not os.path.exists(path):
         atomic_write(path, page.image, durable=False)  # can be made again: no fsync
+
+
+def save_review_image(out: str, page: Page, dpi: int, settings: RenderSettings, password: str | None) -> None:
+    """The page at ``dpi`` for the report's viewer, made in a MuPDF worker like the page itself
+    (pipeline/render.py ``review_image``); a rerun keeps the one it has. Optional: if it cannot
+    be made, the viewer shows the model's image, and the page's answers go on."""
+    from .render import JPEG, review_image
+
+    sha, n = page.document.sha256, page.number
+    if dpi <= 0 or find_page_image(out, sha, n, review=True):
+        return
+    try:
+        data, mime = review_image(page.document, n, dpi, page.mime == JPEG, settings, password)
+    except Exception as e:  # noqa: BLE001 - a timeout, a crashed worker, an odd file: the answer matters more
+        _log.warning("%s page %d: no full-resolution image for the report (%s)", page.document.path, n, e)
+        return
+    atomic_write(os.path.join(out, review_image_name(sha, n, mime)), data, durable=False)
 
 
 def save_page_words(out: str, page: Page, words: PageWords | None) -> None:
@@ -58,9 +82,10 @@ def load_page_words(out: str, sha256: str, page: int) -> PageWords | None:
         return None
 
 
-def find_page_image(out: str, sha256: str, page: int) -> str | None:
+def find_page_image(out: str, sha256: str, page: int, review: bool = False) -> str | None:
+    """The page image the model saw (or, with ``review``, the full-resolution one), if written."""
     for ext in ("png", "jpg"):
-        name = f"{_stem(sha256, page)}.{ext}"
+        name = f"{_stem(sha256, page)}{'.full' if review else ''}.{ext}"
         if os.path.exists(os.path.join(out, name)):
             return name
     return None
@@ -128,6 +153,9 @@ def document_layout(doc_path: str, sha256: str, pages: int, records: list[Record
         image = find_page_image(out, sha256, n)
         if image:
             entry["image"] = image
+        full = find_page_image(out, sha256, n, review=True)
+        if full:
+            entry["full_image"] = full
         entry.update(_page_content(recs, words))
         entry["answers"] = [answer_summary(r) for r in recs]
         page_list.append(entry)

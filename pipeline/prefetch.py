@@ -19,15 +19,16 @@ _CHECK_S = 0.2  # how often a prefetch waiting for a free page thread looks whet
 
 
 def router_for_run(cfg: RunConfig, stop: threading.Event, thumbs_root: str):
-    """The page worker of a run: it writes each page's thumbnail and image for the report, and
-    its words for the layout JSON."""
-    from .layout import save_page_image, save_page_words
+    """The page worker of a run: it writes each page's thumbnail and images for the report (the
+    model's, and one at ``cfg.review_dpi``), and its words for the layout JSON."""
+    from .layout import save_page_image, save_page_words, save_review_image
     from .report import THUMB_MAX_EDGE, save_thumbnail
     from .route import Router
 
     def rendered(page) -> None:
         save_thumbnail(thumbs_root, page.document.sha256, page.number, page.thumbnail)
         save_page_image(thumbs_root, page)
+        save_review_image(thumbs_root, page, cfg.review_dpi, cfg.render, cfg.password)
 
     return Router(cfg, thumb_edge=THUMB_MAX_EDGE, stop=stop, on_render=rendered,
                   on_words=lambda page, words: save_page_words(thumbs_root, page, words))

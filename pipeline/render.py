@@ -99,6 +99,54 @@ def ocr_image(doc: Document, number: int, settings: RenderSettings, password: st
     return buf.getvalue()
 
 
+REVIEW_MAX_EDGE = 3200  # px: an A4 page at 200 DPI is 2339 px long; A3 stays near 190 DPI
+REVIEW_JPEG_QUALITY = 85
+
+
+@isolated("page")
+def review_image(doc: Document, number: int, dpi: int, photographic: bool, settings: RenderSettings,
+                 password: str | None = None) -> tuple[bytes, str]:
+    """A page at a resolution a person can read small print at, for the report's viewer: PDFs
+    drawn again at ``dpi`` (long edge at most REVIEW_MAX_EDGE), in the format the model's image
+    got (``photographic``: JPEG, else PNG); an input image as it is when it is a PNG or JPEG
+    the browser shows upright, else its frame normalised to REVIEW_MAX_EDGE."""
+    if doc.kind == "pdf":
+        with mupdf.open_pdf(doc, password) as pdf:
+            page = pdf.load_page(number - 1)
+            where = f"{doc.path} page {number}"
+            long_pt = max(page.rect.width, page.rect.height, 1e-6)
+            zoom = min(dpi / 72.0, REVIEW_MAX_EDGE / long_pt)
+            pix = mupdf.draw(mupdf.display_list(page, where), zoom, where)
+            width, height, channels, samples = pix.width, pix.height, pix.n, pix.samples
+            del pix
+        if not photographic:
+            return png_from_samples(samples, width, height, channels), PNG
+        mode = "L" if channels == 1 else "RGB"
+        img = Image.frombuffer(mode, (width, height), samples, "raw", mode, 0, 1)
+        return _jpeg(img, REVIEW_JPEG_QUALITY), JPEG
+    big = dataclasses.replace(settings, max_edge=REVIEW_MAX_EDGE)
+    with _open_image(doc) as src:
+        fmt = src.format
+        as_is = (fmt in ("PNG", "JPEG") and getattr(src, "n_frames", 1) == 1 and max(src.size) <= REVIEW_MAX_EDGE
+                 and src.getexif().get(0x0112, 1) == 1 and src.mode in ("RGB", "L", "RGBA", "LA", "P"))
+        if not as_is:
+            if number > 1:
+                src.seek(number - 1)
+            frame = _normalise(src, big)
+    if as_is:
+        with open(doc.abspath, "rb") as f:
+            return f.read(), PNG if fmt == "PNG" else JPEG
+    if photographic:
+        return _jpeg(frame, REVIEW_JPEG_QUALITY), JPEG
+    return encode(frame, False, dataclasses.replace(settings, image_format="png"))
+
+
+def _jpeg(img: Image.Image, quality: int) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
 # --- PDF -----------------------------------------------------------------------------------
 
 

@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import quote
 
 from . import report_view
-from .layout import PAGES_DIR, page_image_name
+from .layout import PAGES_DIR, page_image_name, review_image_name
 from .outputs import MANIFEST, RESULTS, WORK_DIR, atomic_file, atomic_write
 from .report_view import CardGrounding
 from .records import (
@@ -802,13 +802,15 @@ class _Thumbs:
             self.pages = set()
 
     def full(self, sha: Any, page: int | None, mime: Any) -> str | None:
-        """The page image the model saw, written under pages/ by the run (for the viewer)."""
+        """The image the viewer shows, written under pages/ by the run: the full-resolution one
+        (``review_dpi``), else the one the model saw."""
         if not (isinstance(sha, str) and sha and page is not None):
             return None
-        for m in (mime, "image/png", "image/jpeg"):
-            name = page_image_name(sha, page, str(m))
-            if name.split("/", 1)[1] in self.pages:
-                return quote(name, safe="/")
+        for name_of in (review_image_name, page_image_name):
+            for m in (mime, "image/png", "image/jpeg"):
+                name = name_of(sha, page, str(m))
+                if name.split("/", 1)[1] in self.pages:
+                    return quote(name, safe="/")
         return None
 
     def html(self, sha: Any, page: int | None, img: dict[str, Any] | None, label: str, overlay: str = "") -> str:

@@ -4,9 +4,10 @@ page viewer that zooms and pans the page image.
 Every page card's picture carries an overlay with one box per printed line of each located item
 (positions in percent of the page, so they fit the thumbnail and the full image alike); each
 record lists its grounded items (fields, blocks, spans, chart labels), unlocated ones marked.
-Selecting an item highlights its boxes and scrolls to them; the viewer shows the page image the
-model saw (``pages/`` in the output folder), loaded only when opened, so a report of thousands
-of pages loads thumbnails only, and those lazily. Keyboard: j/k next/previous page, n/p next/
+Selecting an item highlights its boxes and scrolls to them; the viewer shows the page's
+full-resolution image (``pages/*.full.*`` in the output folder, else the image the model saw),
+loaded only when opened, so a report of thousands of pages loads thumbnails only, and those
+lazily; the boxes, in percent, sit over it at any resolution. Keyboard: j/k next/previous page, n/p next/
 previous page that needs a look (failed, flagged or with unlocated values), v or Enter opens the
 viewer, + / - / 0 zoom, arrows change page in the viewer, Esc closes it.
 

@@ -48,6 +48,9 @@ def test_render_benchmark(work):
     assert all(v > 0 for v in res["render_page_png_kb_per_page"].values())
     assert res["documents"][0]["pixtract"]["last_page_size"][:2] == [792, 1024]
     assert (work / "fineprint_pixtract.png").exists() and res["fine_print"]["font_px"] > 7
+    review = res["review"]["documents"][0]  # the report's page images: Letter at 200 DPI
+    assert review["pages"] == 3 and review["last_page_size"] == [1700, 2200, "image/png"]
+    assert res["review"]["generated"]["kb_per_page"] > gen["pixtract"]["kb_per_page"]
     if shutil.which("pdftoppm"):
         assert gen["pdftoppm"]["pages"] == 3 and "pixtract/pdftoppm" in gen["ratios"]
         assert res["targets"]["measured"] == gen["ratios"]["pixtract_workers/pdftoppm"]["cpu"]
@@ -92,15 +95,19 @@ def test_cost_benchmark(work):
 
 
 def test_grounding_benchmark_on_the_fixtures(work):
-    """The fixtures' NDA and ICDAR table (no shared corpus), and a 30-page report in Chromium."""
+    """The fixtures' NDA and ICDAR table (no shared corpus), and a 30-page report in Chromium
+    (not the OCR of the scans: minutes of Tesseract)."""
     import bench_grounding
 
-    assert bench_grounding.main(["--corpus", str(work / "no-corpus"), "--report-pages", "30"]) == 0
+    assert bench_grounding.main(["--corpus", str(work / "no-corpus"), "--report-pages", "30",
+                                 "--only", "nda,words,icdar,report"]) == 0
     res = _load(work / "results" / "grounding.json")
     assert res["corpus"] == "fixtures only"
     assert res["nda"]["by_key"]["party"] == {"values": 2, "printed": 2, "right": 2, "located_not_printed": 0,
                                              "share_right": 1.0}
     assert res["icdar"]["truth_cells"] == 143 and res["icdar"]["matched"] > 100
+    spans = res["icdar"]["spans_of_matched_cells"]
+    assert spans["truth_single"] + spans["truth_spanning"] == res["icdar"]["matched"]
     assert res["report"]["pages"] == 30 and res["report"]["load_event_s"] > 0
     assert res["report"]["click_to_highlight_ms"] > 0
 

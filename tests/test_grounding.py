@@ -149,6 +149,21 @@ def test_a_table_header_word_also_in_the_text_above_is_placed_in_the_table():
     assert g["tables"][0]["box"] == [50.0, 120.0, 144.0, 172.0]  # "Units" ends at 144
 
 
+def test_a_cell_printed_once_but_repeated_in_the_markdown_spans_and_a_value_printed_twice_does_not():
+    # pymupdf4llm (and most models) repeat a spanning cell's text in each position it covers
+    page = _words(["Region Sales", "Q2 Q3", "North 0 0", "5 7"])
+    md = ("| Region | Sales | Sales |\n|---|---|---|\n| | Q2 | Q3 |\n"
+          "| North | 0 | 0 |\n| North | 5 | 7 |\n")
+    g = grounding.ground_record(_rec("transcribe", answer=md), {1: page})
+    cells = {(c["row"], c["col"]): c for c in g["tables"][0]["cells"]}
+    spans = {k: (c["text"], c["row_span"], c["col_span"]) for k, c in cells.items()}
+    assert spans == {(0, 0): ("Region", 1, 1), (0, 1): ("Sales", 1, 2), (1, 1): ("Q2", 1, 1),
+                     (1, 2): ("Q3", 1, 1), (2, 0): ("North", 2, 1), (2, 1): ("0", 1, 1),
+                     (2, 2): ("0", 1, 1), (3, 1): ("5", 1, 1), (3, 2): ("7", 1, 1)}
+    assert cells[(2, 1)]["box"] != cells[(2, 2)]["box"]  # the two printed zeros, one each
+    assert (g["tables"][0]["rows"], g["tables"][0]["cols"]) == (4, 3)
+
+
 def test_words_cross_the_worker_pipe_whole():
     import pickle
 

@@ -188,3 +188,29 @@ def test_a_page_over_the_time_limit_fails_cleanly_and_the_next_page_renders(tmp_
     assert mupdf.LOCK.acquire(blocking=False)
     mupdf.LOCK.release()
     assert "light second page" in render_page(doc, 2, RenderSettings()).text
+
+
+def test_review_images_are_readable_resolution_capped_and_inputs_kept_as_they_are(samples, tmp_path):
+    from pixtract.render import JPEG, PNG, REVIEW_MAX_EDGE, review_image
+
+    s = RenderSettings()
+    data, mime = review_image(identify(str(samples / "report.pdf")), 1, 200, False, s)
+    with Image.open(io.BytesIO(data)) as im:
+        assert mime == PNG and im.format == "PNG" and im.size == (round(595 * 200 / 72), round(842 * 200 / 72))
+    scan = identify(str(samples / "scanned.pdf"))
+    assert review_image(scan, 1, 200, render_page(scan, 1, s).mime == JPEG, s)[1] == JPEG  # as the model's image
+    big = tmp_path / "poster.pdf"  # 40 inches long: 8000 px at 200 DPI, capped
+    pdf = pymupdf.open()
+    pdf.new_page(width=1440, height=2880).insert_text((72, 72), "poster")
+    pdf.save(big)
+    with Image.open(io.BytesIO(review_image(identify(str(big)), 1, 200, False, s)[0])) as im:
+        assert max(im.size) == REVIEW_MAX_EDGE and im.size[0] * 2 == im.size[1]
+    # an input image is shown as it is, unless the browser would not show it upright
+    png = samples / "chart.png"
+    assert review_image(identify(str(png)), 1, 200, False, s) == (png.read_bytes(), PNG)
+    exif = samples / "photo_exif.jpg"
+    data, mime = review_image(identify(str(exif)), 1, 200, True, s)
+    page = render_page(identify(str(exif)), 1, s)
+    with Image.open(io.BytesIO(data)) as im:
+        assert mime == JPEG and data != exif.read_bytes() and im.width / im.height == pytest.approx(
+            page.width / page.height, rel=0.01)

@@ -461,3 +461,84 @@ def test_clicking_a_field_highlights_its_box_on_the_page(tmp_path, browser):
         import shutil
 
         shutil.copytree(shots, os.environ["PIXTRACT_KEEP_SHOTS"], dirs_exist_ok=True)
+
+
+# --------------------------------------------------------------------------- the full-resolution page
+
+def _answered_pages(out: Path, pdf: Path, review_dpi: int) -> list[dict]:
+    """A real PDF answered by the local engine through the run's page worker (MuPDF in worker
+    processes, page files written under out/pages), its records in out/results.jsonl."""
+    import threading
+
+    from pixtract.config import RunConfig
+    from pixtract.discover import discover
+    from pixtract.plan import plan_document
+    from pixtract.prefetch import router_for_run
+    from pixtract.workers import WorkerSettings, running_workers
+
+    cfg = RunConfig(inputs=[str(pdf)], out=str(out), review_dpi=review_dpi)
+    out.mkdir(parents=True)
+    with running_workers(WorkerSettings(1, 60.0, 4096)):
+        router = router_for_run(cfg, threading.Event(), str(out))
+        plan = plan_document(next(iter(discover([str(pdf)]))), cfg)
+        records = [r.to_json() for n in range(1, plan.pages + 1) for r in router.answer_page(plan, n)]
+    with open(out / "results.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+    return records
+
+
+def test_the_viewer_shows_the_full_resolution_page_with_boxes_over_their_words(tmp_path, browser, samples):
+    out = tmp_path / "run"
+    records = _answered_pages(out, samples / "report.pdf", review_dpi=200)
+    r = next(r for r in records if r["page"] == 2)
+    item = r["grounding"]["items"][0]  # the heading "2. Regional Results"
+    assert item["located"] and item["type"] == "heading"
+    pw, ph = r["grounding"]["sizes"]["2"]
+    full = out / "pages" / f"{r['sha256'][:16]}-p2.full.png"
+    model = Image.open(out / "pages" / f"{r['sha256'][:16]}-p2.png")
+    with Image.open(full) as im:
+        assert im.width == round(pw * 200 / 72) and im.width > 1.5 * model.width  # 200 DPI, not 1024 px
+        # the located box holds the heading's ink in the full-resolution pixels
+        x0, y0, x1, y1 = item["boxes"][0]
+        sx, sy = im.width / pw, im.height / ph
+        ink = im.convert("L").point(lambda v: 255 if v < 128 else 0).getbbox()
+        crop = im.convert("L").crop((round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy)))
+        inside = crop.point(lambda v: 255 if v < 128 else 0).getbbox()
+        assert ink and inside, "no ink under the heading's box"
+        bx0, by0, bx1, by1 = (inside[0] / sx + x0, inside[1] / sy + y0, inside[2] / sx + x0, inside[3] / sy + y0)
+        assert abs(bx0 - x0) < 3 and abs(bx1 - x1) < 3 and by0 - y0 < 6 and y1 - by1 < 6, (inside, item["boxes"])
+
+    from pixtract.layout import document_layout
+
+    layout = document_layout("report.pdf", r["sha256"], 3, [], str(out))
+    assert layout["pages"][1]["full_image"] == f"pages/{full.name}"
+    browser.goto(Path(build_report(str(out))).as_uri())
+    assert browser.eval("document.querySelectorAll('#viewer img[src]').length") == 0  # nothing loaded yet
+    browser.click('.gi[data-g="d1-p2-1"]')
+    browser.click("#d1-p2 .thumb .sheet")
+    browser.eval("document.querySelector('#viewer img').decode()")
+    assert browser.eval("document.querySelector('#viewer img').getAttribute('src')") == f"pages/{full.name}"
+    assert browser.eval("document.querySelector('#viewer img').naturalWidth") == Image.open(full).width
+    for zoom in range(3):  # fit, then 1.25x and 1.5625x: the box follows the image
+        got = browser.eval("""(() => {
+            const img = document.querySelector('#viewer img').getBoundingClientRect();
+            const r = document.querySelector('#viewer .bx.hl').getBoundingClientRect();
+            return [(r.left - img.left) / img.width, (r.top - img.top) / img.height,
+                    (r.right - img.left) / img.width, (r.bottom - img.top) / img.height, img.width];
+        })()""")
+        want = [x0 / pw, y0 / ph, x1 / pw, y1 / ph]
+        assert all(abs(a - b) * got[4] < 2.5 for a, b in zip(got, want)), (zoom, got, want)
+        browser.click('#viewer button[data-act="in"]')
+    browser.screenshot(str(tmp_path / "viewer-full.png"))
+    assert_good_png(tmp_path / "viewer-full.png")
+
+
+def test_without_review_images_the_viewer_shows_the_model_image(tmp_path, samples):
+    out = tmp_path / "run"
+    from pixtract.layout import document_layout
+
+    r = _answered_pages(out, samples / "report.pdf", review_dpi=0)[0]
+    assert not list((out / "pages").glob("*.full.*"))
+    assert all("full_image" not in p for p in document_layout("report.pdf", r["sha256"], 3, [], str(out))["pages"])
+    text = Path(build_report(str(out))).read_text(encoding="utf-8")
+    assert re.search(r'data-full="pages/[0-9a-f]{16}-p2\.png"', text)
