@@ -22,8 +22,9 @@ carry (``error.type``); nothing downstream matches words in messages.
     │   └── FinalError            what a retry cannot fix: 400, 401, 402, 403, 404 (ModelGoneError), ...
     ├── AnswerError               a response that cannot count as an answer (answers.py)
     ├── BudgetExceeded            a request that would pass the spending limit (guards.py)
+    ├── RungFailed, Interrupted   a rung gave no answer that counts; the run stopped (ladder.py)
     ├── LedgerError               records that do not balance against the plan (ledger.py)
-    └── InboxError, PartFailed    an inbox run that cannot go on; a part that did not finish (flows/inbox.py)
+    └── InboxError, PartFailed    an inbox run that cannot go on; a part that did not finish (inbox.py)
 
 Each class lives beside the code that raises it and derives from this root; this module holds
 the root and the input errors. An unexpected error (a bug) is not a PixtractError: raised in a

@@ -14,51 +14,36 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from . import answers, grounding, local, prompts, request_plan, tokens
+from . import answers, grounding, local, request_plan
 from .cache import AnswerCache, cache_key
 from .config import EndpointSpec, RunConfig, TaskSpec
 from .errors import InputError, OCRError
-from .guards import BudgetExceeded, CircuitBreaker
+from .guards import BudgetExceeded
 from .messages import ChatRequest, ChatResponse, Usage
 from .plan import DocumentPlan
 from .pagethreads import PageThreads
 from .preflight import PreflightReport, ladder_plan
 from .runcontext import RunContext
 from .units import Unit, units_of
+from .ladder import Accounting, Interrupted, Rung, RungFailed, reason, worst_case_cost
+from .negotiate import Asker
 from .records import (
     BUDGET_EXCEEDED, INTERRUPTED, NO_CHART, ROUTE_TEXT_FALLBACK, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED,
     Document, ErrorInfo, Page, Record,
 )
 from .render import render_page
-from .request_plan import Part, nothing_to_send
+from .request_plan import nothing_to_send
 
 RENDER_AHEAD = 2  # page threads beyond the request concurrency (bench/README.md, throughput)
 STOP_NOTICE_S = 1.0  # how long a page whose worker died waits to learn whether the run is stopping
-JSON_MODES = ("json_schema", "json_object", "tool")
 
 
 def page_threads(cfg: RunConfig) -> int:
     """The threads that answer pages: ``concurrency`` for requests, plus RENDER_AHEAD that render
     the next pages while the others wait on the model (remote routes only)."""
     return cfg.concurrency + (RENDER_AHEAD if cfg.endpoint.remote else 0)
-
-
-@dataclass
-class Rung:
-    route: str  # vision, vision-alt, text-fallback, local
-    spec: EndpointSpec | None = None
-    model: str | None = None
-    client: Any = None
-    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
-    unavailable: str | None = None  # why this rung cannot serve (retired model, bad config)
-    json_mode: int = 0  # index into JSON_MODES that this endpoint accepts
-
-    @property
-    def remote(self) -> bool:
-        return self.spec is not None
 
 
 def image_info(page: Page) -> dict:
@@ -90,6 +75,7 @@ class Router:
         self._lock = threading.Lock()
         self._pool_lock = threading.Lock()
         self.rungs = self._build_rungs()
+        self._asker = Asker(cfg, self._answer_call, self.rungs)  # how one rung is asked (negotiate.py)
         # Records of finished pages and document units, by (path, page or (task, question)):
         # a stopped run writes them even when the task that holds them has not reported back.
         self.done: dict[tuple, Any] = {}
@@ -325,13 +311,7 @@ class Router:
         doc, cfg = plan.document, self.cfg
         number = None if scope == "document" else (page_number or pages[0].number)
         page_list = [p.number for p in pages] if scope == "document" else None
-        key = cache_key(
-            sha256=doc.sha256, page=number, pages=page_list, region=region,
-            render=dataclasses.asdict(cfg.render), task=task.kind, prompt=task.prompt, question=question,
-            schema=task.schema, system=cfg.system_prompt, temperature=cfg.temperature, seed=cfg.seed,
-            max_tokens=task.max_tokens,
-            ladder=[(r.route, r.spec.profile if r.spec else None, r.model) for r in self.rungs],
-        )
+        key = self._cache_key(doc, number, page_list, region, task, question)
         hit = self.cache.get(key)
         if hit is not None:
             hit.document = doc.path  # the same bytes may sit under another name this time
@@ -344,7 +324,7 @@ class Router:
         rungs = self.rungs if hit is None else self.rungs[:self._rung_index(hit)]
         where = f"{doc.path} page {number}" if number else doc.path
         t0 = time.perf_counter()
-        acc = _Accounting()
+        acc = Accounting()
         tried: list[dict] = []
         base = dict(scope=scope, pages=page_list, region=region, planned_route=self.planned_route,
                     image=image_info(pages[0]) if len(pages) == 1 else None)
@@ -365,22 +345,11 @@ class Router:
                               "message": f"{rung.spec.profile} endpoint failing; circuit breaker open"}})
                 continue
             use_images = rung.route != ROUTE_TEXT_FALLBACK
-            if use_images:
-                parts = (list(request_plan.document_parts(pages)) if scope == "document"
-                         else [request_plan.page_part(pages[0])])
-            else:
-                try:
-                    source_text = text.get()
-                except OCRError as e:
-                    tried.append({"route": rung.route, "error": ErrorInfo.from_exception(e).__dict__})
-                    continue
-                if not source_text.strip():
-                    tried.append({"route": rung.route, "error": {"type": "no_text",
-                                  "message": "page has no text layer and OCR found no text"}})
-                    continue
-                parts = [request_plan.text_part(source_text)]
+            parts = self._parts(rung, scope, pages, text, tried)
+            if parts is None:
+                continue
             try:
-                result = self._ask(rung, task, question, parts, caption, acc)
+                result = self._asker.answer(rung, task, question, parts, caption, acc)
             except BudgetExceeded as e:
                 if hit is not None:
                     return self._kept(key, hit, tried, acc, t0)
@@ -388,14 +357,14 @@ class Router:
                     doc, number, task, question, status=STATUS_SKIPPED, fallback_reason=str(e),
                     error=ErrorInfo(BUDGET_EXCEEDED, f"{where}: not sent: {e}"), tried=tried,
                     **acc.fields(), **base), t0)
-            except _RungFailed as e:
+            except RungFailed as e:
                 tried.append({"route": rung.route, "error": e.info})
                 continue
-            except _Interrupted:
+            except Interrupted:
                 return hit if hit is not None else self._interrupted_record(doc, number, task, question, scope)
             rec = self._record(doc, number, task, question, status=STATUS_OK, route=rung.route,
                                model=rung.model, provider=rung.spec.profile, tried=tried,
-                               fallback_reason=_reason(tried), **acc.fields(), **base, **result)
+                               fallback_reason=reason(tried), **acc.fields(), **base, **result)
             if use_images and pages[0].has_text_layer and task.kind in ("transcribe", "ask"):
                 rec.agreement, rec.flags = answers.cross_check(rec.answer or "", "\n".join(p.text for p in pages))
             self._ground(rec, words, region_box)
@@ -409,6 +378,35 @@ class Router:
                                                                     for t in tried) or last["message"])),
             **acc.fields(), **base), t0)
 
+    def _cache_key(self, doc: Document, number: int | None, page_list: list[int] | None, region: int | None,
+                   task: TaskSpec, question: str | None) -> str:
+        """The unit's answer cache key: everything that can change its answer, the ladder included."""
+        cfg = self.cfg
+        return cache_key(
+            sha256=doc.sha256, page=number, pages=page_list, region=region,
+            render=dataclasses.asdict(cfg.render), task=task.kind, prompt=task.prompt, question=question,
+            schema=task.schema, system=cfg.system_prompt, temperature=cfg.temperature, seed=cfg.seed,
+            max_tokens=task.max_tokens,
+            ladder=[(r.route, r.spec.profile if r.spec else None, r.model) for r in self.rungs],
+        )
+
+    def _parts(self, rung: Rung, scope: str, pages: list[Page], text: "_Lazy", tried: list[dict]) -> list | None:
+        """What a remote rung is sent (request_plan.py): the page images, or for the text rung
+        the pages' text; None (the reason added to ``tried``) when the text rung has no text."""
+        if rung.route != ROUTE_TEXT_FALLBACK:
+            return (list(request_plan.document_parts(pages)) if scope == "document"
+                    else [request_plan.page_part(pages[0])])
+        try:
+            source_text = text.get()
+        except OCRError as e:
+            tried.append({"route": rung.route, "error": ErrorInfo.from_exception(e).__dict__})
+            return None
+        if not source_text.strip():
+            tried.append({"route": rung.route, "error": {"type": "no_text",
+                          "message": "page has no text layer and OCR found no text"}})
+            return None
+        return [request_plan.text_part(source_text)]
+
     def _rung_index(self, rec: Record) -> int:
         """Where on the ladder a record's answer came from (local-text/local-ocr: the local rung)."""
         route = "local" if (rec.route or "").startswith("local") else rec.route
@@ -420,10 +418,10 @@ class Router:
             rec.fallback_reason = f"{self.planned_route}: not tried"
         return rec
 
-    def _kept(self, key: str, hit: Record, tried: list[dict], acc: "_Accounting", t0: float) -> Record:
+    def _kept(self, key: str, hit: Record, tried: list[dict], acc: "Accounting", t0: float) -> Record:
         """The planned route failed again: the degraded answer stays, with what this try cost."""
         hit.tried = tried
-        hit.fallback_reason = _reason(tried) or hit.fallback_reason
+        hit.fallback_reason = reason(tried) or hit.fallback_reason
         hit.paid_usd = round(acc.cost, 8)
         hit.cost_usd = round(hit.cost_usd + acc.cost, 8)
         self.cache.put(key, hit)
@@ -458,83 +456,10 @@ class Router:
                 "the local engine found no text on a page that is not blank (a photo or a drawing?)")}})
             return None
         return self._record(doc, page.number, task, None, status=STATUS_OK, route=ans.route, answer=ans.markdown,
-                            model=ans.model, provider="local", tried=tried, fallback_reason=_reason(tried),
+                            model=ans.model, provider="local", tried=tried, fallback_reason=reason(tried),
                             flags=ans.flags, **acc.fields(), **base)
 
-    def _ask(self, rung: Rung, task: TaskSpec, question, parts: list[Part], caption, acc) -> dict:
-        """One rung's answer as record fields, or _RungFailed. ``parts``: the unit's requests
-        as pipeline/request_plan.py plans them (several: a document in chunks)."""
-        if len(parts) > 1:
-            return self._ask_in_chunks(rung, task, question, parts, caption, acc)
-        if task.kind == "extract":
-            return self._extract(rung, task, parts[0], acc)
-        req = request_plan.request(self.cfg, task, parts[0], question=question, caption=caption, model=rung.model)
-        resp = self._answer_call(rung, req, acc)
-        answer = self._text(rung, resp)
-        if task.kind == "chart":
-            try:
-                chart = answers.parse_chart(answer)
-            except answers.AnswerError as e:
-                raise _RungFailed(e) from None
-            return {"answer": chart.summary or answer, "data": {"rows": chart.rows}}
-        return {"answer": answer}
-
-    def _ask_in_chunks(self, rung, task, question, parts: list[Part], caption, acc) -> dict:
-        """Documents over 8 pages: answer chunk by chunk, then merge."""
-        answered = [self._ask(rung, task, question, [part], caption, acc) for part in parts]
-        if not request_plan.merges_by_request(task):
-            data = _merge_objects([a["data"] for a in answered])
-            errors = answers.validate(data, task.schema)
-            return {"data": data, "valid": {"ok": not errors, "errors": errors},
-                    "answer": _json_text(data), "schema": task.schema_name}
-        req = request_plan.merge_request(self.cfg, task, question, [a["answer"] for a in answered],
-                                         model=request_plan.merge_model(self.rungs, rung.model))
-        return {"answer": self._text(rung, self._answer_call(rung, req, acc))}
-
-    def _extract(self, rung: Rung, task: TaskSpec, part: Part, acc) -> dict:
-        """JSON Schema first, then JSON mode, then a forced tool call, as the endpoint accepts;
-        one repair turn quoting the validation errors."""
-        from .providers.errors import BadRequest, UnprocessableError
-
-        while True:
-            mode = JSON_MODES[rung.json_mode]
-            req = request_plan.request(self.cfg, task, part, model=rung.model, mode=mode)
-            try:
-                resp = self._answer_call(rung, req, acc, raw_errors=(BadRequest, UnprocessableError))
-                break
-            except (BadRequest, UnprocessableError) as e:
-                if rung.json_mode + 1 < len(JSON_MODES) and _about_format(e):
-                    rung.json_mode += 1
-                    continue
-                rung.breaker.failure()
-                raise _RungFailed(e) from None
-        raw = self._text(rung, resp)
-        data, errors = self._parse_validate(raw, task)
-        if errors:
-            fix = prompts.repair_request(req, raw, errors)
-            raw2 = self._text(rung, self._answer_call(rung, fix, acc))
-            data2, errors2 = self._parse_validate(raw2, task)
-            if data2 is not None and (not errors2 or data is None):
-                data, errors, raw = data2, errors2, raw2
-        if data is None:
-            raise _RungFailed(answers.AnswerError("answer is not valid JSON, also after one repair", "invalid_json"))
-        return {"data": data, "valid": {"ok": not errors, "errors": errors}, "answer": _json_text(data),
-                "schema": task.schema_name, "flags": [] if not errors else ["schema validation failed"]}
-
-    def _parse_validate(self, raw: str, task: TaskSpec):
-        try:
-            data = answers.parse_json(raw)
-        except answers.AnswerError as e:
-            return None, [str(e)]
-        return data, answers.validate(data, task.schema)
-
-    def _text(self, rung: Rung, resp: ChatResponse) -> str:
-        try:
-            return answers.answer_text(resp)
-        except answers.AnswerError as e:
-            raise _RungFailed(e) from None
-
-    def _answer_call(self, rung: Rung, req: ChatRequest, acc: "_Accounting", raw_errors=()) -> ChatResponse:
+    def _answer_call(self, rung: Rung, req: ChatRequest, acc: "Accounting", raw_errors=()) -> ChatResponse:
         """``_call``, and an answer that repeats itself (a loop until max_tokens, a known failure
         of vision models on dense tables) is asked once more with other sampling; a second loop
         fails the rung like an empty answer."""
@@ -547,17 +472,17 @@ class Router:
         resp = self._call(rung, retry, acc, raw_errors)
         again = answers.degenerate(resp.text or "")
         if again is not None:
-            raise _RungFailed(answers.AnswerError(f"{again}, also when asked again with other sampling",
+            raise RungFailed(answers.AnswerError(f"{again}, also when asked again with other sampling",
                                                   "degenerate_answer"))
         return resp
 
-    def _call(self, rung: Rung, req: ChatRequest, acc: "_Accounting", raw_errors=()) -> ChatResponse:
-        """One request on a rung, within the budget; provider errors become _RungFailed
+    def _call(self, rung: Rung, req: ChatRequest, acc: "Accounting", raw_errors=()) -> ChatResponse:
+        """One request on a rung, within the budget; provider errors become RungFailed
         (except ``raw_errors``, which the caller handles)."""
         from .providers.errors import FinalError, ModelGoneError, ProviderError, RetryableError
 
         if self.stop.is_set():
-            raise _Interrupted()
+            raise Interrupted()
         # The exact prompt count costs milliseconds a page (mistral_common); only a limit needs it.
         reserved = self.budget.reserve(
             worst_case_cost(req, rung.model, self.prices) if self.budget.limit is not None else 0.0)
@@ -574,7 +499,7 @@ class Router:
                 rung.breaker.failure()
             elif getattr(e, "status", None) in (401, 402, 403, 404):
                 rung.breaker.failure()  # the endpoint itself is unusable, not just this request
-            raise _RungFailed(e) from None
+            raise RungFailed(e) from None
         rung.breaker.success()
         usage = resp.usage or Usage()
         actual = usage.cost_usd if usage.cost_usd is not None else (self.prices.cost(rung.model, usage) or 0.0)
@@ -585,34 +510,6 @@ class Router:
     def _record(self, doc: Document, page: int | None, task: TaskSpec, question: str | None, **kw) -> Record:
         kw.setdefault("planned_route", self.planned_route)
         return Unit(doc.path, doc.sha256, page, task, question).record(**kw)
-
-
-class _Interrupted(Exception):
-    """The run was stopped before this unit's next request."""
-
-
-class _RungFailed(Exception):
-    def __init__(self, exc: BaseException) -> None:
-        super().__init__(str(exc))
-        self.info = ErrorInfo.from_exception(exc).__dict__
-
-
-@dataclass
-class _Accounting:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost: float = 0.0
-    attempts: int = 0
-
-    def add(self, resp: ChatResponse, cost: float) -> None:
-        self.input_tokens += resp.usage.prompt_tokens
-        self.output_tokens += resp.usage.completion_tokens
-        self.cost += cost
-        self.attempts += resp.attempts or 1
-
-    def fields(self) -> dict:
-        return {"usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
-                "cost_usd": round(self.cost, 8), "paid_usd": round(self.cost, 8), "attempts": self.attempts}
 
 
 class _Words:
@@ -665,48 +562,6 @@ class _Lazy:
         if not self.done:
             self.value, self.done = self.fn(), True
         return self.value
-
-
-def worst_case_cost(req: ChatRequest, model: str | None, prices) -> float:
-    """Exact prompt tokens plus the whole max_tokens, at the model's price (a budget is only
-    accepted when every model of the job has one: ``RunConfig.validate_budget``)."""
-    price = prices.get(model)
-    if price is None:
-        return 0.0
-    prompt = tokens.estimate_prompt_tokens(req, model)
-    return prompt * price.input_per_m / 1e6 + (req.max_tokens or 0) * price.output_per_m / 1e6
-
-
-def _reason(tried: list[dict]) -> str | None:
-    if not tried:
-        return None
-    return "; ".join(f"{t['route']}: {t['error']['type']}: {t['error']['message']}" for t in tried)[:2000]
-
-
-def _about_format(e: Exception) -> bool:
-    msg = str(e).lower()
-    return any(w in msg for w in ("response_format", "json_schema", "json schema", "tool", "structured"))
-
-
-def _json_text(data: Any) -> str:
-    import json
-
-    return json.dumps(data, ensure_ascii=False, indent=2)
-
-
-def _merge_objects(objs: list[Any]) -> Any:
-    """Chunk answers of one extraction: later values fill nulls, lists concatenate."""
-    merged: Any = None
-    for o in objs:
-        if merged is None:
-            merged = o
-        elif isinstance(merged, dict) and isinstance(o, dict):
-            for k, v in o.items():
-                if merged.get(k) in (None, "", [], {}):
-                    merged[k] = v
-                elif isinstance(merged[k], list) and isinstance(v, list):
-                    merged[k] = merged[k] + v
-    return merged
 
 
 def failed_record(plan: DocumentPlan, number: int | None, task: TaskSpec, exc: BaseException,

@@ -32,11 +32,11 @@ SCOPES: dict[str, list[str]] = {
         "pipeline.cache.*", "pipeline.config.x_fingerprint__mutmut_*"],
     "writer's page accounting (`outputs.OutputWriter`)": [
         "pipeline.outputs.xǁOutputWriterǁ*", "pipeline.outputs.x__by_task__mutmut_*"],
-    'answer cannot count (`answers.py`, `Router._text`)': [
+    'answer cannot count (`answers.py`, `negotiate.text`)': [
         "pipeline.answers.x_answer_text__mutmut_*", "pipeline.answers.xǁAnswerErrorǁ*",
         "pipeline.answers.x_parse_json__mutmut_*", "pipeline.answers.x_validate__mutmut_*",
         "pipeline.answers.x_parse_chart__mutmut_*", "pipeline.answers.x_rows_to_csv__mutmut_*",
-        "pipeline.route.xǁRouterǁ_text__mutmut_*"],
+        "pipeline.negotiate.x_text__mutmut_*"],
 }
 
 # Survivors no test can kill: the mutant behaves exactly like the original. name -> why.

@@ -6,7 +6,8 @@ import pytest
 from pixtract import answers
 from pixtract.answers import AnswerError, answer_text, parse_chart, parse_json, validate
 from pixtract.messages import ChatResponse, ToolCall
-from pixtract.route import Router, _RungFailed
+from pixtract.ladder import RungFailed
+from pixtract.negotiate import text as rung_text
 
 
 @pytest.mark.parametrize("resp,kind,message", [
@@ -39,12 +40,12 @@ def test_answer_error_type_defaults_and_overrides():
     assert AnswerError("m", None).type == "bad_answer"
 
 
-def test_the_router_turns_a_refused_answer_into_a_failed_rung():
-    with pytest.raises(_RungFailed) as info:
-        Router._text(None, None, ChatResponse(text="cut", finish_reason="length"))
+def test_a_refused_answer_fails_the_rung():
+    with pytest.raises(RungFailed) as info:
+        rung_text(ChatResponse(text="cut", finish_reason="length"))
     assert info.value.info == {"type": "truncated_answer",
                                "message": "answer cut off at max_tokens (finish_reason: length)"}
-    assert Router._text(None, None, ChatResponse(text=" ok ")) == "ok"
+    assert rung_text(ChatResponse(text=" ok ")) == "ok"
 
 
 @pytest.mark.parametrize("text,data", [

@@ -182,7 +182,7 @@ def test_circuit_breaker_opens_and_closes(emu, tmp_path, samples):
 
 def test_budget_stops_new_requests(emu, tmp_path, samples):
     from pixtract import request_plan
-    from pixtract.route import worst_case_cost
+    from pixtract.ladder import worst_case_cost
     from pixtract.render import render_page
 
     p = plan(samples / "report.pdf")
