@@ -49,10 +49,12 @@ def save_page_image(out: str, page: Page) -> None:
         atomic_write(path, page.image, durable=False)  # can be made again: no fsync
 
 
-def save_review_image(out: str, page: Page, dpi: int, settings: RenderSettings, password: str | None) -> None:
+def save_review_image(out: str, page: Page, dpi: int, settings: RenderSettings, password: str | None,
+                      quiet=lambda error: False) -> None:
     """The page at ``dpi`` for the report's viewer, made in a MuPDF worker like the page itself
     (pipeline/render.py ``review_image``); a rerun keeps the one it has. Optional: if it cannot
-    be made, the viewer shows the model's image, and the page's answers go on."""
+    be made, the viewer shows the model's image, and the page's answers go on (a warning says
+    so, unless ``quiet(error)``: the run is stopping and its workers are being stopped)."""
     from .render import JPEG, review_image
 
     sha, n = page.document.sha256, page.number
@@ -61,7 +63,8 @@ def save_review_image(out: str, page: Page, dpi: int, settings: RenderSettings, 
     try:
         data, mime = review_image(page.document, n, dpi, page.mime == JPEG, settings, password)
     except Exception as e:  # noqa: BLE001 - a timeout, a crashed worker, an odd file: the answer matters more
-        _log.warning("%s page %d: no full-resolution image for the report (%s)", page.document.path, n, e)
+        if not quiet(e):
+            _log.warning("%s page %d: no full-resolution image for the report (%s)", page.document.path, n, e)
         return
     atomic_write(os.path.join(out, review_image_name(sha, n, mime)), data, durable=False)
 

@@ -23,12 +23,17 @@ def router_for_run(cfg: RunConfig, stop: threading.Event, thumbs_root: str):
     model's, and one at ``cfg.review_dpi``), and its words for the layout JSON."""
     from .layout import save_page_image, save_page_words, save_review_image
     from .report import THUMB_MAX_EDGE, save_thumbnail
-    from .route import Router
+    from .route import STOP_NOTICE_S, Router
 
     def rendered(page) -> None:
         save_thumbnail(thumbs_root, page.document.sha256, page.number, page.thumbnail)
         save_page_image(thumbs_root, page)
-        save_review_image(thumbs_root, page, cfg.review_dpi, cfg.render, cfg.password)
+        if not stop.is_set():  # a stopping run kills its MuPDF workers: no image, and nothing to warn of
+            save_review_image(thumbs_root, page, cfg.review_dpi, cfg.render, cfg.password, quiet=stopping)
+
+    def stopping(e: BaseException) -> bool:
+        """The worker died because the run is stopping (as Router._stopping decides for pages)."""
+        return stop.is_set() or (getattr(e, "type", None) == "render_crashed" and stop.wait(STOP_NOTICE_S))
 
     return Router(cfg, thumb_edge=THUMB_MAX_EDGE, stop=stop, on_render=rendered,
                   on_words=lambda page, words: save_page_words(thumbs_root, page, words))

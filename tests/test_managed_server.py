@@ -48,6 +48,21 @@ def alive(pid: int) -> bool:
     return True
 
 
+def _running_flow_runs(data: Path) -> int:
+    """Flow runs the managed server holds as running (0 while it cannot be asked)."""
+    import httpx
+
+    st = state(data)
+    if not st:
+        return 0
+    try:
+        r = httpx.post(f"http://127.0.0.1:{st['port']}/api/flow_runs/filter", timeout=5,
+                       json={"flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}})
+        return len(r.json()) if r.status_code == 200 else 0
+    except (httpx.HTTPError, ValueError):
+        return 0
+
+
 def wait_for(cond, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -168,8 +183,11 @@ def test_losing_the_server_mid_run_costs_no_page(data, emu, tmp_path):
     env = env_for(data)
     run = pixtract(env, "run", tmp_path / "long.pdf", "--out", tmp_path / "out", "--no-progress", "--profile",
                    "mistral", "--base-url", emu.base_url("mistral"))
-    wait_for(lambda: len([r for r in emu.requests if r.get("path", "").endswith("/chat/completions")]) >= 40
-             or run.poll() is not None, 300, "requests")
+    # Pages go out while Prefect starts, so requests alone do not show the flow run has begun:
+    # wait until the server holds it as running, then kill the server under it.
+    wait_for(lambda: (_running_flow_runs(data) and len([r for r in emu.requests
+                      if r.get("path", "").endswith("/chat/completions")]) >= 40) or run.poll() is not None,
+             300, "a running flow run and requests")
     assert run.poll() is None, run.communicate()
     os.killpg(state(data)["pid"], signal.SIGKILL)
     out, err = run.communicate(timeout=300)
