@@ -132,7 +132,9 @@ class SharedBudget(Budget):
             try:
                 totals = read_shared_spend(self.path)
                 yield totals
-                atomic_write(self.path, json.dumps(totals, indent=1, sort_keys=True) + "\n")
+                # Whole or not at all, but no fsync: it is rewritten twice a request, and a crashed
+                # process leaves it in the page cache (only a power loss could take the last write).
+                atomic_write(self.path, json.dumps(totals, indent=1, sort_keys=True) + "\n", durable=False)
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
