@@ -94,14 +94,17 @@ def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, th
     unsubscribe = progress.subscribe(art) if art else (lambda: None)
     watch = ApiWatch.for_current_api(local.api_lost).__enter__()
     try:
-        summary = batch.run(cfg, submit_pages=_submit_pages, submit_document=_submit_document,
-                            listener=progress.EVERYONE, control=local, part=part, report=report,
-                            thumbs_dir=thumbs_dir, extra=extra, log=get_run_logger())
+        try:
+            summary = batch.run(cfg, submit_pages=_submit_pages, submit_document=_submit_document,
+                                listener=progress.EVERYONE, control=local, part=part, report=report,
+                                thumbs_dir=thumbs_dir, extra=extra, log=get_run_logger())
+        finally:
+            unsubscribe()
+        # Still watched: a server lost now would hold the final artifacts in Prefect's retries.
+        if art and not local.stop.is_set():
+            art.finish(cfg.out, summary, [d.get("markdown") for d in local.documents])
     finally:
         watch.__exit__()
-        unsubscribe()
-    if art and not local.stop.is_set():
-        art.finish(cfg.out, summary, [d.get("markdown") for d in local.documents])
     return summary
 
 

@@ -175,21 +175,30 @@ def test_a_usage_error_comes_before_prefect_is_imported(tmp_path, argv):
 
 def test_losing_the_server_mid_run_costs_no_page(data, emu, tmp_path):
     emu.reset()
-    emu.configure(latency=0.05)
+    emu.configure(latency=0.4)
     pdf = pymupdf.open()
     for i in range(200):
         pdf.new_page(width=300, height=200).insert_text((20, 40), f"Page {i + 1}: amount {i * 7} EUR")
     pdf.save(tmp_path / "long.pdf")
     env = env_for(data)
+    # The server is up first, so that the flow run begins while most pages are still to go
+    # (pages go out while Prefect creates the flow run).
+    start = subprocess.run([sys.executable, "-m", "pixtract.flows.cli", "server", "start"], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert start.returncode == 0, start.stderr
     run = pixtract(env, "run", tmp_path / "long.pdf", "--out", tmp_path / "out", "--no-progress", "--profile",
                    "mistral", "--base-url", emu.base_url("mistral"))
-    # Pages go out while Prefect starts, so requests alone do not show the flow run has begun:
-    # wait until the server holds it as running, then kill the server under it.
-    wait_for(lambda: (_running_flow_runs(data) and len([r for r in emu.requests
-                      if r.get("path", "").endswith("/chat/completions")]) >= 40) or run.poll() is not None,
-             300, "a running flow run and requests")
+
+    def chats() -> int:
+        return len([r for r in emu.requests if r.get("path", "").endswith("/chat/completions")])
+
+    # Requests alone do not show the flow run has begun: wait until the server holds it as
+    # running, then kill the server under it.
+    wait_for(lambda: _running_flow_runs(data) or run.poll() is not None, 300, "a running flow run")
     assert run.poll() is None, run.communicate()
     os.killpg(state(data)["pid"], signal.SIGKILL)
+    killed_at = chats()
+    assert killed_at < 150, f"the kill came too late to be mid-run ({killed_at} requests)"
     out, err = run.communicate(timeout=300)
     assert run.returncode == 0, err
     assert "Traceback" not in err
