@@ -5,8 +5,10 @@ its outputs are written, saying once that its Prefect history is incomplete."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 
 import httpx
 
@@ -55,3 +57,43 @@ class ApiWatch:
                     # nothing the run's one line does not.
                     logging.getLogger("prefect").setLevel(logging.CRITICAL + 1)
                     return
+
+
+def unreachable(error: BaseException | None) -> bool:
+    """Prefect's own request to its API could not connect (the server went away)."""
+    seen = 0
+    while error is not None and seen < 8:
+        if isinstance(error, (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError)):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
+
+
+class _HideApiLoss(logging.Filter):
+    """Drops Prefect's own tracebacks about an API it cannot reach (its flow engine logs one when
+    the server dies between the last page and the final state), and marks the API lost, so that
+    the run ends with its one line instead, whether or not the watch noticed first."""
+
+    def __init__(self, lost: threading.Event) -> None:
+        super().__init__()
+        self.lost = lost
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("prefect") and record.exc_info and unreachable(record.exc_info[1]):
+            self.lost.set()
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def quiet_api_loss(lost: threading.Event) -> Iterator[None]:
+    """While a run lasts, the console shows no Prefect traceback about losing its API."""
+    hide = _HideApiLoss(lost)
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(hide)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(hide)

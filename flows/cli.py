@@ -391,6 +391,7 @@ def _run(args: argparse.Namespace, cfg, local, stop_early, watch) -> int:
     from pixtract.providers.errors import ConfigError
 
     from . import progress
+    from .apiwatch import quiet_api_loss, unreachable
     from .batch import run_batch
     from .interrupt import API_LOST, exit_now, run_stoppable
 
@@ -399,7 +400,7 @@ def _run(args: argparse.Namespace, cfg, local, stop_early, watch) -> int:
     if args.log_json:
         listeners.append(progress.subscribe(_JsonLog()))
     try:
-        with bar:
+        with bar, quiet_api_loss(local.api_lost):
             done = run_stoppable(lambda: run_batch(cfg, local), local, watch)
     finally:
         for unsubscribe in listeners:
@@ -407,7 +408,7 @@ def _run(args: argparse.Namespace, cfg, local, stop_early, watch) -> int:
         if not local.stop.is_set():
             stop_early()
     if (not isinstance(done, str) and done.error is not None and local.written.is_set()
-            and local.summary is not None and (local.api_lost.is_set() or _api_gone(done.error))):
+            and local.summary is not None and (local.api_lost.is_set() or unreachable(done.error))):
         done = API_LOST  # the outputs were written, then Prefect's bookkeeping failed: the API is gone
     if done == API_LOST:  # the outputs are whole; waiting on Prefect would only be retries
         code = report(local.summary, cfg.out, quiet=args.quiet) if not args.log_json else exit_code(local.summary)
@@ -431,18 +432,6 @@ def _run(args: argparse.Namespace, cfg, local, stop_early, watch) -> int:
         print(json.dumps({"event": "summary", "out": os.path.abspath(cfg.out), **summary}))
         return exit_code(summary)
     return report(summary, cfg.out, quiet=args.quiet)
-
-
-def _api_gone(error: BaseException) -> bool:
-    """Prefect's own request to its API could not connect (the server went away)."""
-    import httpx
-
-    seen = 0
-    while error is not None and seen < 8:
-        if isinstance(error, (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError)):
-            return True
-        error, seen = error.__cause__ or error.__context__, seen + 1
-    return False
 
 
 def _start_workers(cfg):
