@@ -101,11 +101,18 @@ class StallWatch:
         self.stall_s = stall_s
         self.last = time.monotonic() + startup_s
         self._armed = 0.0
+        self._starting = True
+        self._lock = threading.Lock()  # faulthandler's watchdog is one per process: arm it from one thread at a time
         self._unsubscribe = progress.subscribe(self)
         self.rearm()
 
     def document(self, path: str, pages: int) -> None:
-        self.last = time.monotonic()  # the flow is running: the start-up allowance is over
+        self.last = time.monotonic()
+        if self._starting:
+            # The flow is running: the start-up allowance ends now, not at the next rearm (a page
+            # that freezes the process within that second would else get the whole allowance).
+            self._starting = False
+            self._arm(self.last)
 
     def record(self, rec) -> None:
         self.last = time.monotonic()
@@ -113,6 +120,10 @@ class StallWatch:
     def rearm(self) -> None:
         now = time.monotonic()
         if now - self._armed >= 1.0:
+            self._arm(now)
+
+    def _arm(self, now: float) -> None:
+        with self._lock:
             self._armed = now
             faulthandler.dump_traceback_later(max(1.0, self.last + self.stall_s - now), exit=True, file=_stderr())
 
@@ -121,7 +132,8 @@ class StallWatch:
         the process after the outputs are written)."""
         self._unsubscribe()
         if cancel:
-            faulthandler.cancel_dump_traceback_later()
+            with self._lock:
+                faulthandler.cancel_dump_traceback_later()
 
 
 def _stderr():
