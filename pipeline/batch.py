@@ -350,7 +350,7 @@ class _Batch:
             return [result]
         if isinstance(result, BaseException) and not stopped:
             return [failed_record(od.plan, None, spec, result, question=question)]
-        return [kept or router._interrupted_record(od.plan.document, None, spec, question, "document")]
+        return [kept or router.interrupted_record(od.plan.document, None, spec, question)]
 
     def flush_done(self) -> None:
         while self.open_docs and self.open_docs[0].waiting == 0:

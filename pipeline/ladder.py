@@ -1,8 +1,9 @@
 """The fallback ladder's parts: a rung (one route to an answer: a model on an endpoint, or the
 local engine), the signals a rung's attempt ends with, and what a unit's attempts cost.
 
-The page worker (pipeline/route.py) walks the rungs for each unit; pipeline/negotiate.py asks
-one rung for one answer. Both share these types, so neither imports the other's internals.
+The ladder walk (pipeline/walk.py) takes each unit up the rungs; a caller per kind of rung
+(pipeline/callers.py) asks one rung, and pipeline/negotiate.py negotiates a chat rung's answer.
+They share these types, so none imports another's internals.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Rung:
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     unavailable: str | None = None  # why this rung cannot serve (retired model, bad config)
     json_mode: int = 0  # index into negotiate.JSON_MODES that this endpoint accepts
+    kind: str = "chat"  # which caller asks it (pipeline/callers.py): "chat" or "local"
 
     @property
     def remote(self) -> bool:
@@ -44,9 +46,12 @@ class RungFailed(PixtractError):
 
     type = "rung_failed"
 
-    def __init__(self, exc: BaseException) -> None:
-        super().__init__(str(exc))
-        self.info = ErrorInfo.from_exception(exc).__dict__
+    def __init__(self, exc: BaseException | ErrorInfo) -> None:
+        """``exc``: the error the rung ended with, or (no error behind it: no text to send,
+        nothing found) the reason itself."""
+        info = exc if isinstance(exc, ErrorInfo) else ErrorInfo.from_exception(exc)
+        super().__init__(info.message)
+        self.info = {"type": info.type, "message": info.message}
 
 
 @dataclass

@@ -3,8 +3,8 @@
 then JSON mode, then a forced tool call), one repair turn that quotes the validation errors,
 and the merge of a document answered in chunks.
 
-``Asker.call`` is the ladder's own call (pipeline/route.py): within the budget and the circuit
-breaker, and asked again once if the answer loops. Whatever cannot count as an answer raises
+``Asker.call`` is the chat rung's own call (pipeline/callers.py): within the budget and the
+circuit breaker, and asked again once if the answer loops. Whatever cannot count as an answer raises
 ``ladder.RungFailed``, and the ladder goes on to its next rung.
 """
 

@@ -3,8 +3,9 @@
 A run may be answered by several page workers and, for an inbox run, by parts in other
 processes or on other machines. Its spending limit and its price table are the run's: a
 ``RunContext`` is made once per process from the run's configuration and handed to the page
-worker (``Router``), never kept in a module-level global, so a second run in the same process
-(``pixtract serve``, a notebook) starts from its own figures.
+worker (``Router``, and through it to the ladder walk's callers), never kept in a module-level
+global, so a second run in the same process (``pixtract serve``, a notebook) starts from its
+own figures.
 """
 
 from __future__ import annotations
