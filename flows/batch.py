@@ -25,11 +25,11 @@ from pixtract.batch import (  # noqa: F401 - PAGES_PER_TASK and the slice helper
 )
 from pixtract.config import RunConfig, TaskSpec
 from pixtract.plan import DocumentPlan
+from pixtract.progress import Listener, Listeners
 from pixtract.records import Record
 from pixtract.route import Router
 from pixtract.workers import sigterm_unwinds
 
-from . import progress
 from .apiwatch import ApiWatch
 from .localrun import LocalRun
 
@@ -83,23 +83,22 @@ def flow_state(summary: dict[str, Any]):
 
 
 def extract_into(cfg: RunConfig, *, part: Slice = WHOLE, report: bool = True, thumbs_dir: str | None = None,
-                 artifacts: bool = True, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                 artifacts: bool = True, extra: dict[str, Any] | None = None,
+                 listener: Listener | None = None) -> dict[str, Any]:
     """The body of the batch flow (call it inside a flow run): pipeline/batch.py's run, with
     Prefect tasks as its executor, the flow run's logger, progress artifacts, and the Prefect
-    API watched (see flows/apiwatch.py)."""
+    API watched (see flows/apiwatch.py). ``listener`` hears the run's progress too, besides
+    those an in-process caller put in its run's context (the command line's progress bar)."""
     local = _LOCAL_RUN.get() or LocalRun()
     # Once stopped or once the API is gone, no more Prefect API calls: it may be gone with the signal.
     art = RunArtifacts(f"pages answered, {os.path.basename(cfg.out.rstrip(os.sep)) or cfg.out}",
                        alive=lambda: not (local.api_lost.is_set() or local.stop.is_set())) if artifacts else None
-    unsubscribe = progress.subscribe(art) if art else (lambda: None)
+    heard = Listeners(*(x for x in (art, listener) if x is not None))
     watch = ApiWatch.for_current_api(local.api_lost).__enter__()
     try:
-        try:
-            summary = batch.run(cfg, submit_pages=_submit_pages, submit_document=_submit_document,
-                                listener=progress.EVERYONE, control=local, part=part, report=report,
-                                thumbs_dir=thumbs_dir, extra=extra, log=get_run_logger())
-        finally:
-            unsubscribe()
+        summary = batch.run(cfg, submit_pages=_submit_pages, submit_document=_submit_document,
+                            listener=heard, control=local, part=part, report=report,
+                            thumbs_dir=thumbs_dir, extra=extra, log=get_run_logger())
         # Still watched: a server lost now would hold the final artifacts in Prefect's retries.
         if art and not local.stop.is_set():
             art.finish(cfg.out, summary, [d.get("markdown") for d in local.documents])
@@ -157,8 +156,8 @@ class RunArtifacts:
     updated at most every ``every`` seconds), then a table of records per task, route and
     status with their cost, and a Markdown summary linking the output files.
 
-    Listens to :mod:`pixtract.flows.progress` (``document``/``record``) or is fed by hand (``set_progress``,
-    ``add``)."""
+    A listener of the run's progress (``document``/``record``, pixtract.progress) or fed by hand
+    (``set_progress``, ``add``)."""
 
     def __init__(self, description: str, every: float = 1.0, alive=lambda: True) -> None:
         """``alive()`` says whether the Prefect API is still there: once it is not, nothing more
@@ -178,7 +177,7 @@ class RunArtifacts:
         self._shown = -1.0
         self.id = _artifact_call(create_progress_artifact, progress=0.0, description=description)
 
-    # pixtract.flows.progress listener
+    # a listener of the run's progress (pixtract.progress)
     def document(self, path: str, pages: int) -> None:
         self.total += pages
 

@@ -334,10 +334,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             cfg = load_config(args)
             checked = check_run(cfg, args.overwrite, while_waiting=start_prefect)
+            from pixtract.runcontext import RunContext
+
             from .localrun import LocalRun  # the batch core: imported while Prefect imports
 
-            local = LocalRun(preflight=checked)
-            watch = StallWatch(cfg.stall_timeout + STALL_MARGIN_S, STALL_STARTUP_S) if cfg.stall_timeout else None
+            local = LocalRun(preflight=checked, context=RunContext.for_run(cfg))
+            watch = (StallWatch(cfg.stall_timeout + STALL_MARGIN_S, STALL_STARTUP_S, local.context.listeners)
+                     if cfg.stall_timeout else None)
             stop_early = _answer_early(cfg, local, stop_workers)  # the first pages go out while Prefect imports
         except (UsageError, ConfigError) as e:
             if stop_workers is not None:
@@ -390,15 +393,14 @@ def _run(args: argparse.Namespace, cfg, local, stop_early, watch) -> int:
     from pixtract.errors import UsageError
     from pixtract.providers.errors import ConfigError
 
-    from . import progress
     from .apiwatch import quiet_api_loss, unreachable
     from .batch import run_batch
     from .interrupt import API_LOST, exit_now, run_stoppable
 
     bar = _ProgressBar(enabled=not (args.no_progress or args.quiet or args.log_json) and sys.stderr.isatty())
-    listeners = [progress.subscribe(bar)]
+    listeners = [local.context.listeners.add(bar)]
     if args.log_json:
-        listeners.append(progress.subscribe(_JsonLog()))
+        listeners.append(local.context.listeners.add(_JsonLog()))
     try:
         with bar, quiet_api_loss(local.api_lost):
             done = run_stoppable(lambda: run_batch(cfg, local), local, watch)
@@ -449,7 +451,7 @@ def _answer_early(cfg, local, stop_workers):
     returns what stops the workers at the end."""
     from pixtract import prefetch
 
-    local.router = prefetch.router_for_run(cfg, local.stop, cfg.out)
+    local.router = prefetch.router_for_run(cfg, local.stop, cfg.out, local.context)
     if local.preflight is not None:
         local.router.apply_preflight(local.preflight)
     if stop_workers is None:

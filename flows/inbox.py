@@ -40,7 +40,6 @@ from prefect import flow, get_run_logger
 from pixtract.config import RunConfig, build_config, env_layer, load_job
 from pixtract.discover import discover
 from pixtract.errors import UsageError
-from pixtract.flows import progress
 from pixtract.flows.batch import (
     RunArtifacts,
     Slice,
@@ -143,13 +142,10 @@ def extract_part(run_dir: str, part: str, documents: list[str], first_page: int 
     log.info("part %s: %d document(s)%s on %s (worker %s, pid %s)", part, len(documents),
              f", pages {first_page}-{last_page} of {documents[0]}" if first_page else "", who["host"], who["worker"],
              who["pid"])
-    listener = _PartProgress(folder)
-    unsubscribe = progress.subscribe(listener)
     try:
         summary = extract_into(cfg, part=Slice(first_page, last_page, doc_units), report=False,
-                               thumbs_dir=run_dir, extra={"part": who})
+                               thumbs_dir=run_dir, extra={"part": who}, listener=_PartProgress(folder))
     finally:
-        unsubscribe()
         for var in secret_vars:  # in-process parts share the parent's environment
             os.environ.pop(var, None)
     return {"part": part, "records": summary["records"], "by_status": summary["by_status"],

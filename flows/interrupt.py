@@ -25,7 +25,6 @@ from typing import Any
 
 from pixtract.outcome import SIGNAL_EXIT
 
-from . import progress
 
 API_LOST = "api-lost"
 WRITE_WAIT_S = 3.5  # after the signal: time for the run to write its outputs (answers in flight get 2 s)
@@ -96,14 +95,15 @@ class StallWatch:
     and ends the process with exit status 1 (the answers so far are in the cache: a rerun
     resumes)."""
 
-    def __init__(self, stall_s: float, startup_s: float) -> None:
-        """``startup_s`` more are allowed before the first document (Prefect starts meanwhile)."""
+    def __init__(self, stall_s: float, startup_s: float, listeners) -> None:
+        """``startup_s`` more are allowed before the first document (Prefect starts meanwhile);
+        ``listeners``: the run's (``RunContext.listeners``), which tell it of documents and records."""
         self.stall_s = stall_s
         self.last = time.monotonic() + startup_s
         self._armed = 0.0
         self._starting = True
         self._lock = threading.Lock()  # faulthandler's watchdog is one per process: arm it from one thread at a time
-        self._unsubscribe = progress.subscribe(self)
+        self._unsubscribe = listeners.add(self)
         self.rearm()
 
     def document(self, path: str, pages: int) -> None:

@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .batch import Listener, RunControl
+from .batch import RunControl
+from .progress import Listener
 from .records import Record
 
 PathLike = str | os.PathLike

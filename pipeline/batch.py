@@ -26,7 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from . import mupdf
 from .config import RunConfig, TaskSpec
@@ -38,7 +38,9 @@ from .outputs import OutputWriter
 from .plan import DocumentPlan, plan_document
 from .prefetch import router_for_run
 from .preflight import PreflightReport, preflight
+from .progress import Listener
 from .records import Record
+from .runcontext import RunContext
 from .units import count_units, failed_document
 from .report import build_report
 from .route import failed_record
@@ -86,25 +88,6 @@ class Slice:
 WHOLE = Slice()
 
 
-class Listener(Protocol):
-    """Told of each document as it is planned and each record as it is finished (a progress bar,
-    Prefect's artifacts, a JSON log); ``note(message)``, for run-level notices, is optional."""
-
-    def document(self, path: str, pages: int) -> None: ...
-
-    def record(self, rec: Record) -> None: ...
-
-
-class Quiet:
-    """The listener that listens to nothing."""
-
-    def document(self, path: str, pages: int) -> None:
-        pass
-
-    def record(self, rec: Record) -> None:
-        pass
-
-
 @dataclass
 class RunControl:
     """What a caller hands a run besides its configuration, and reads back while it goes: the
@@ -115,7 +98,10 @@ class RunControl:
     stop: threading.Event = field(default_factory=threading.Event)
     signal: str | None = None  # SIGINT or SIGTERM, once stop is set by a signal
     preflight: PreflightReport | None = None
-    router: Any = None  # the run's Router, when the caller made it (to answer the first pages early)
+    # The run's context, when the caller made it first (to listen before the run starts); the
+    # router the caller made (to answer the first pages early) is made with it.
+    context: RunContext | None = None
+    router: Any = None
     written: threading.Event = field(default_factory=threading.Event)  # outputs are on disk
     summary: dict[str, Any] | None = None
     documents: list[dict[str, Any]] = field(default_factory=list)  # the manifest's documents, once written
@@ -143,25 +129,32 @@ def run(cfg: RunConfig, *, submit_pages: Callable | None = None, submit_document
     ``cfg.out``). Returns the run summary; raises UsageError when no route can serve a task.
 
     Without ``submit_pages``/``submit_document`` the work runs on a thread pool of
-    ``cfg.concurrency`` threads."""
+    ``cfg.concurrency`` threads. ``listener`` hears this run's progress besides the listeners
+    already in ``control.context``."""
     control = control or RunControl()
     pool = None
     if submit_pages is None or submit_document is None:
         pool = ThreadPoolExecutor(cfg.concurrency, thread_name_prefix="pixtract-batch")
         submit_pages = submit_pages or partial(pool.submit, answer_pages)
         submit_document = submit_document or partial(pool.submit, answer_document)
+    control.context = (control.router.context if control.router is not None
+                       else control.context or RunContext.for_run(cfg))
+    unlisten = control.context.listeners.add(listener) if listener is not None else None
     try:
-        return _run(cfg, submit_pages, submit_document, listener or Quiet(), control, part, report,
+        return _run(cfg, submit_pages, submit_document, control, part, report,
                     thumbs_dir or cfg.out, extra or {}, log or logging.getLogger(__name__))
     finally:
+        if unlisten is not None:
+            unlisten()
         if pool is not None:
             pool.shutdown(wait=not control.stop.is_set(), cancel_futures=True)
 
 
-def _run(cfg: RunConfig, submit_pages, submit_document, listener: Listener, control: RunControl,
+def _run(cfg: RunConfig, submit_pages, submit_document, control: RunControl,
          part: Slice, report: bool, thumbs_root: str, extra: dict[str, Any], log) -> dict[str, Any]:
     started = dt.datetime.now(dt.timezone.utc)
-    router = control.router or router_for_run(cfg, control.stop, thumbs_root)
+    router = control.router or router_for_run(cfg, control.stop, thumbs_root, control.context)
+    listener = control.context.listeners
     problems = _ready(cfg, router, control, listener, log)
     writer = OutputWriter(cfg.out, cfg.page_marker, cfg.annotated_markdown)
     stop_workers = start_workers(WorkerSettings.for_run(cfg, router.page_threads))  # MuPDF runs in killable processes
@@ -199,7 +192,7 @@ def _run(cfg: RunConfig, submit_pages, submit_document, listener: Listener, cont
     return summary
 
 
-def _ready(cfg: RunConfig, router, control: RunControl, listener: Listener, log) -> list[str]:
+def _ready(cfg: RunConfig, router, control: RunControl, listener, log) -> list[str]:
     """Apply the endpoints' preflight to the router; its notes, or UsageError when a task has
     no route left."""
     try:
@@ -211,8 +204,7 @@ def _ready(cfg: RunConfig, router, control: RunControl, listener: Listener, log)
     problems = checked.notes
     for p in problems:
         log.warning("%s", p)
-        if hasattr(listener, "note"):
-            listener.note(p)
+        listener.note(p)
     for t in cfg.tasks:
         if not router.serving(t):
             router.close()

@@ -18,9 +18,10 @@ from .plan import plan_document
 _CHECK_S = 0.2  # how often a prefetch waiting for a free page thread looks whether the flow took over
 
 
-def router_for_run(cfg: RunConfig, stop: threading.Event, thumbs_root: str):
-    """The page worker of a run: it writes each page's thumbnail and images for the report (the
-    model's, and one at ``cfg.review_dpi``), and its words for the layout JSON."""
+def router_for_run(cfg: RunConfig, stop: threading.Event, thumbs_root: str, context=None):
+    """The page worker of a run (with the run's ``context``, by default one made from ``cfg``):
+    it writes each page's thumbnail and images for the report (the model's, and one at
+    ``cfg.review_dpi``), and its words for the layout JSON."""
     from .layout import save_page_image, save_page_words, save_review_image
     from .report import THUMB_MAX_EDGE, save_thumbnail
     from .route import STOP_NOTICE_S, Router
@@ -35,7 +36,7 @@ def router_for_run(cfg: RunConfig, stop: threading.Event, thumbs_root: str):
         """The worker died because the run is stopping (as Router._stopping decides for pages)."""
         return stop.is_set() or (getattr(e, "type", None) == "render_crashed" and stop.wait(STOP_NOTICE_S))
 
-    return Router(cfg, thumb_edge=THUMB_MAX_EDGE, stop=stop, on_render=rendered,
+    return Router(cfg, thumb_edge=THUMB_MAX_EDGE, stop=stop, on_render=rendered, context=context,
                   on_words=lambda page, words: save_page_words(thumbs_root, page, words))
 
 

@@ -98,6 +98,10 @@ class RemoteError(Exception):
 
 # --- marking entry points ------------------------------------------------------------------
 
+# The started pool is the process's, not a run's: its workers are child processes of this process
+# (they die with it and with its SIGTERM/SIGINT, _SignalGuard), runs in one process share them
+# (start_workers counts its users), and the functions marked @isolated are called deep in render,
+# charts and the local engine, from page threads that hold no run.
 _ACTIVE: "WorkerPool | None" = None  # the started pool of this process (see start_workers)
 _ACTIVE_LOCK = threading.Lock()
 

@@ -153,3 +153,26 @@ def test_an_unreadable_input_is_a_failed_record_and_the_rest_is_answered(tmp_pat
     assert by_doc["broken.pdf"].status == "failed" and "broken.pdf" in by_doc["broken.pdf"].error.message
     assert [r.status for r in records if r.document.endswith("a.pdf")] == ["ok", "ok"]
     assert summary["ledger"]["balanced"] and summary["outcome"] == "incomplete"
+
+
+def test_two_runs_in_one_process_are_heard_only_by_their_own_listeners(tmp_path):
+    """The listeners are the run's (its RunContext), not the process's: two runs at once, one
+    listened to through the context made before it started, one through ``listener``, each
+    hear their own documents and records, once, and no one else's."""
+    from pixtract.runcontext import RunContext
+
+    text_pdfs(tmp_path / "a", {"a": 2})
+    text_pdfs(tmp_path / "b", {"b": 3})
+    cfg_a, cfg_b = local_config(tmp_path / "a", tmp_path / "out_a"), local_config(tmp_path / "b", tmp_path / "out_b")
+    heard_a, heard_b = Recorder(), Recorder()
+    control_a = batch.RunControl(context=RunContext.for_run(cfg_a))
+    control_a.context.listeners.add(heard_a)
+    runs = [threading.Thread(target=batch.run, args=(cfg_a,), kwargs={"control": control_a, "report": False}),
+            threading.Thread(target=batch.run, args=(cfg_b,), kwargs={"listener": heard_b, "report": False})]
+    for t in runs:
+        t.start()
+    for t in runs:
+        t.join(120)
+    assert heard_a.documents == [("a.pdf", 2)] and heard_b.documents == [("b.pdf", 3)]
+    assert order(heard_a.records) == [("a.pdf", 1), ("a.pdf", 2)]
+    assert sorted(order(heard_b.records)) == [("b.pdf", 1), ("b.pdf", 2), ("b.pdf", 3)]

@@ -12,6 +12,12 @@ import threading
 from ..errors import PixtractError
 from . import catalog
 
+# The secrets redaction removes stay process-wide on purpose, not in the run's context: an error
+# message is redacted where the error is made (deep in a transport, a retry, a worker thread)
+# and a log line where it is formatted, where no run is at hand; a registry per run would let
+# any message made without it through, and in a process serving several runs (``pixtract
+# serve``, a notebook) one run's key could reach another's log. The set only grows: it can
+# remove more text, never less.
 _SECRETS: set[str] = set()
 _LOCK = threading.Lock()
 # (pattern, keep group 1 as prefix)
