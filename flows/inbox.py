@@ -73,7 +73,8 @@ from pixtract.inbox import (  # noqa: F401 - InboxError and the plan/merge helpe
 from pixtract.guards import read_shared_spend
 from pixtract.ledger import format_ledger
 from pixtract.manifest import build_manifest
-from pixtract.outputs import MANIFEST, WORK_DIR, OutputWriter, atomic_write
+from pixtract.files import atomic_write
+from pixtract.outputs import MANIFEST, WORK_DIR, OutputWriter
 from pixtract.report import build_report
 from pixtract.workers import WorkerSettings, running_workers
 

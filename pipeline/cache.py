@@ -13,7 +13,7 @@ import json
 import os
 from typing import Any
 
-from .outputs import atomic_write
+from .files import atomic_write
 from .records import STATUS_OK, Record
 
 KEY_VERSION = 1

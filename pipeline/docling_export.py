@@ -73,7 +73,8 @@ def export_folder(out_dir: str) -> list[str]:
     import json
     import os
 
-    from .outputs import MANIFEST, atomic_write
+    from .files import atomic_write
+    from .outputs import MANIFEST
 
     with open(os.path.join(out_dir, MANIFEST), encoding="utf-8") as f:
         manifest = json.load(f)

@@ -124,7 +124,7 @@ class SharedBudget(Budget):
     def _shared(self) -> Iterator[dict[str, dict[str, float]]]:
         import fcntl
 
-        from .outputs import atomic_write
+        from .files import atomic_write
 
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         with open(self.path + ".lock", "a") as lock:

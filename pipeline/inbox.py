@@ -23,7 +23,8 @@ from .batch import Slice
 from .config import RunConfig
 from .discover import DiscoveryFailure
 from .errors import InputError, PixtractError, UsageError
-from .outputs import MANIFEST, WORK_DIR, OutputWriter, atomic_write, read_results
+from .files import atomic_write
+from .outputs import MANIFEST, WORK_DIR, OutputWriter, read_results
 from .records import (
     BUDGET_EXCEEDED,
     INTERRUPTED,

@@ -17,7 +17,7 @@ import logging
 import os
 from typing import Any
 
-from .outputs import atomic_write
+from .files import atomic_write
 from .records import Page, PageWords, Record, RenderSettings
 
 PAGES_DIR = "pages"

@@ -8,51 +8,19 @@ under ``.pixtract/`` while the run goes on and is renamed into place at the end.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import tempfile
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import IO, Any
+from typing import Any
 
+from .files import atomic_write
 from .records import NO_CHART, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, Document, Record
 
 RESULTS = "results.jsonl"
 MANIFEST = "manifest.json"
 WORK_DIR = ".pixtract"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def atomic_write(path: str, data: str | bytes, durable: bool = True) -> None:
-    """Write a whole file or nothing: temp file in the same folder, fsync (unless not
-    ``durable``: files that can be made again), rename."""
-    with atomic_file(path, "wb", durable) as f:
-        f.write(data.encode("utf-8") if isinstance(data, str) else data)
-
-
-@contextmanager
-def atomic_file(path: str, mode: str = "w", durable: bool = True) -> Iterator[IO]:
-    """A file to write in pieces that appears at ``path`` whole, or not at all."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are ordinary files
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-            yield f
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def safe_name(name: str, fallback: str = "document") -> str:

@@ -36,7 +36,8 @@ from urllib.parse import quote
 
 from . import report_view
 from .layout import PAGES_DIR, page_image_name, review_image_name
-from .outputs import MANIFEST, RESULTS, WORK_DIR, atomic_file, atomic_write
+from .files import atomic_file, atomic_write
+from .outputs import MANIFEST, RESULTS, WORK_DIR
 from .report_view import CardGrounding
 from .records import (
     ROUTE_LOCAL_OCR,

@@ -4,7 +4,8 @@ import os
 import pytest
 
 from pixtract import outputs
-from pixtract.outputs import MarkdownNames, OutputWriter, atomic_write, document_markdown, safe_name
+from pixtract.files import atomic_write
+from pixtract.outputs import MarkdownNames, OutputWriter, document_markdown, safe_name
 from pixtract.records import Document, ErrorInfo, Record
 
 
