@@ -1,6 +1,7 @@
 """Files that appear whole or not at all: the outputs, the answer cache, the inbox's index and
 run folders, the shared budget. A reader (a report, a rerun, another part of the run) never
-sees half a file, whatever killed the writer.
+sees half a file, whatever killed the writer. And the lock that lets processes (an inbox run's
+parts, two runs of one inbox) take turns at a file they all rewrite.
 """
 
 from __future__ import annotations
@@ -41,3 +42,19 @@ def atomic_file(path: str, mode: str = "w", durable: bool = True) -> Iterator[IO
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@contextmanager
+def locked(path: str, wait: bool = True) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the file ``path`` (made, with its folder, if missing) for
+    the ``with`` block: one holder at a time across processes (local disks and NFSv4). Without
+    ``wait``, BlockingIOError at once while another process holds it."""
+    import fcntl
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

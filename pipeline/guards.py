@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import threading
 import time
 from typing import Any, Iterator
@@ -122,21 +121,14 @@ class SharedBudget(Budget):
 
     @contextlib.contextmanager
     def _shared(self) -> Iterator[dict[str, dict[str, float]]]:
-        import fcntl
+        from .files import atomic_write, locked
 
-        from .files import atomic_write
-
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        with open(self.path + ".lock", "a") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            try:
-                totals = read_shared_spend(self.path)
-                yield totals
-                # Whole or not at all, but no fsync: it is rewritten twice a request, and a crashed
-                # process leaves it in the page cache (only a power loss could take the last write).
-                atomic_write(self.path, json.dumps(totals, indent=1, sort_keys=True) + "\n", durable=False)
-            finally:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+        with locked(self.path + ".lock"):
+            totals = read_shared_spend(self.path)
+            yield totals
+            # Whole or not at all, but no fsync: it is rewritten twice a request, and a crashed
+            # process leaves it in the page cache (only a power loss could take the last write).
+            atomic_write(self.path, json.dumps(totals, indent=1, sort_keys=True) + "\n", durable=False)
 
     def _totals(self, shared: dict[str, dict[str, float]]) -> tuple[float, float]:
         return (sum(e["spent"] for e in shared.values()), sum(e["reserved"] for e in shared.values()))

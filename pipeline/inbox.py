@@ -23,7 +23,7 @@ from .batch import Slice
 from .config import RunConfig
 from .discover import DiscoveryFailure
 from .errors import InputError, PixtractError, UsageError
-from .files import atomic_write
+from .files import atomic_write, locked
 from .outputs import MANIFEST, WORK_DIR, OutputWriter, read_results
 from .records import (
     BUDGET_EXCEEDED,
@@ -116,21 +116,9 @@ class InboxIndex:
                 unchanged.append(item)
         return todo, unchanged
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        import fcntl
-
-        os.makedirs(os.path.dirname(self.lock_path), exist_ok=True)
-        with open(self.lock_path, "a") as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
     def update(self, entries: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Merge ``entries`` (sha256 -> entry) into the index, atomically; returns the new index."""
-        with self.locked():
+        with locked(self.lock_path):
             index = self.load()
             index.update(entries)
             atomic_write(self.path, json.dumps(index, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
@@ -157,19 +145,12 @@ def index_entries(documents: Iterable[tuple[str, str | None, list[Record]]], run
 @contextlib.contextmanager
 def inbox_lock(root: str) -> Iterator[None]:
     """One run per inbox at a time (``<root>/.pixtract/inbox.lock``); a second run stops at once."""
-    import fcntl
-
-    path = os.path.join(root, WORK_DIR, "inbox.lock")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a") as f:
+    with contextlib.ExitStack() as held:
         try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.enter_context(locked(os.path.join(root, WORK_DIR, "inbox.lock"), wait=False))
         except BlockingIOError:
             raise InboxError(f"another run of the inbox {root} is in progress") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        yield
 
 
 # --------------------------------------------------------------------------- run folders and parts
