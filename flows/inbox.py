@@ -40,8 +40,8 @@ from prefect import flow, get_run_logger
 from pixtract.config import RunConfig, build_config, env_layer, load_job
 from pixtract.discover import discover
 from pixtract.errors import UsageError
+from pixtract.flows.artifacts import RunArtifacts
 from pixtract.flows.batch import (
-    RunArtifacts,
     Slice,
     extract_into,
     flow_state,
@@ -266,7 +266,7 @@ def _inbox_run(log, cfg: RunConfig, root: str, started: dt.datetime, part_deploy
 def _nothing_new(root: str, index_path: str, unchanged: int) -> None:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    from pixtract.flows.batch import _artifact_call, _file_link
+    from pixtract.flows.artifacts import _artifact_call, _file_link
 
     _artifact_call(create_table_artifact, key="pixtract-pages", description="records per task, route and status",
                    table=[{"task": "-", "route": "-", "status": "-", "records": 0, "cost_usd": 0.0}])
