@@ -16,7 +16,7 @@ from prefect import get_run_logger
 from pixtract.records import Record
 
 
-def _artifact_call(fn, *args, **kw):
+def artifact_call(fn, *args, **kw):
     """Artifacts are for people watching; a failure to write one never fails the run."""
     try:
         return fn(*args, **kw)
@@ -52,7 +52,7 @@ class RunArtifacts:
         self._pages: set = set()
         self._last = 0.0
         self._shown = -1.0
-        self.id = _artifact_call(create_progress_artifact, progress=0.0, description=description)
+        self.id = artifact_call(create_progress_artifact, progress=0.0, description=description)
 
     # a listener of the run's progress (pixtract.progress)
     def document(self, path: str, pages: int) -> None:
@@ -89,7 +89,7 @@ class RunArtifacts:
 
         self._queued = False
         if self.alive():
-            _artifact_call(update_progress_artifact, artifact_id=self.id, progress=round(self._want, 2))
+            artifact_call(update_progress_artifact, artifact_id=self.id, progress=round(self._want, 2))
 
     def table(self) -> list[dict[str, Any]]:
         return [{"task": t, "route": r, "status": s, "records": n, "cost_usd": round(self.cost[(t, r, s)], 6)}
@@ -104,9 +104,9 @@ class RunArtifacts:
         if not self.alive():
             return
         rows = self.table() or [{"task": "-", "route": "-", "status": "-", "records": 0, "cost_usd": 0.0}]
-        _artifact_call(create_table_artifact, key="pixtract-pages", table=rows,
+        artifact_call(create_table_artifact, key="pixtract-pages", table=rows,
                        description="records per task, route and status, with their cost (USD)")
-        _artifact_call(create_markdown_artifact, key="pixtract-summary",
+        artifact_call(create_markdown_artifact, key="pixtract-summary",
                        markdown=summary_markdown(out, summary, markdown_files, title=title, more=more, links=links),
                        description="where the outputs are")
 
@@ -114,7 +114,7 @@ class RunArtifacts:
 MAX_LINKED_MARKDOWN = 100  # the summary artifact stays small for big batches
 
 
-def _file_link(path: str) -> str:
+def file_link(path: str) -> str:
     from pathlib import Path
 
     return Path(os.path.abspath(path)).as_uri()
@@ -127,7 +127,7 @@ def summary_markdown(out: str, summary: dict[str, Any], markdown_files, *, title
     ledger = summary.get("ledger") or {}
     lines = [f"# {title}: {summary.get('outcome', 'done').upper()}", "",
              f"**{summary.get('headline', '')}**", "",
-             f"* output folder: [{out}]({_file_link(out)})",
+             f"* output folder: [{out}]({file_link(out)})",
              f"* records: {summary.get('records', 0)} ({by_status.get('ok', 0)} ok, "
              f"{by_status.get('failed', 0)} failed, {by_status.get('skipped', 0)} skipped; "
              f"{summary.get('degraded', 0)} degraded; {summary.get('cached', 0)} from cache)",
@@ -141,7 +141,7 @@ def summary_markdown(out: str, summary: dict[str, Any], markdown_files, *, title
     files += list(links or [])
     md = [m for m in markdown_files if m]
     files += [(m, os.path.join(out, m)) for m in md[:MAX_LINKED_MARKDOWN]]
-    lines += [f"* [{name}]({_file_link(path)})" for name, path in files]
+    lines += [f"* [{name}]({file_link(path)})" for name, path in files]
     if len(md) > MAX_LINKED_MARKDOWN:
         lines.append(f"* ... and {len(md) - MAX_LINKED_MARKDOWN} more Markdown files in the output folder")
     return "\n".join(lines) + "\n"

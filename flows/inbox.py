@@ -266,14 +266,14 @@ def _inbox_run(log, cfg: RunConfig, root: str, started: dt.datetime, part_deploy
 def _nothing_new(root: str, index_path: str, unchanged: int) -> None:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    from pixtract.flows.artifacts import _artifact_call, _file_link
+    from pixtract.flows.artifacts import artifact_call, file_link
 
-    _artifact_call(create_table_artifact, key="pixtract-pages", description="records per task, route and status",
+    artifact_call(create_table_artifact, key="pixtract-pages", description="records per task, route and status",
                    table=[{"task": "-", "route": "-", "status": "-", "records": 0, "cost_usd": 0.0}])
-    _artifact_call(create_markdown_artifact, key="pixtract-summary", description="where the outputs are",
-                   markdown=f"# inbox run: nothing new\n\n* inbox: [{root}]({_file_link(root)})\n"
+    artifact_call(create_markdown_artifact, key="pixtract-summary", description="where the outputs are",
+                   markdown=f"# inbox run: nothing new\n\n* inbox: [{root}]({file_link(root)})\n"
                             f"* {unchanged} documents unchanged since earlier runs\n"
-                            f"* [index.json]({_file_link(index_path)})\n")
+                            f"* [index.json]({file_link(index_path)})\n")
 
 
 def _run_parts(log, art: RunArtifacts, run_dir: str, specs: list[PartSpec], total_pages: int,
