@@ -526,7 +526,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def effective_config(cfg) -> dict:
     """The public configuration plus, per endpoint, where its key comes from and whether it is set."""
-    from pixtract.profiles import get_profile
+    from pixtract.providers.profiles import get_profile
 
     d = cfg.public()
     for name in ("endpoint", "vision_alt"):

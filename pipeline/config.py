@@ -146,7 +146,7 @@ class EndpointSpec:
     @property
     def key_env(self) -> str | None:
         """The environment variable that holds this endpoint's key: the spec's own, or its profile's."""
-        from .profiles import get_profile
+        from .providers.profiles import get_profile
 
         return self.api_key_env or get_profile(self.profile).key_env
 
@@ -276,7 +276,7 @@ class RunConfig:
 
     def remote_models(self) -> list[str]:
         """Every model a remote rung of this job may call (vision, alternate vision, text)."""
-        from .profiles import get_profile
+        from .providers.profiles import get_profile
 
         models: list[str] = []
         for spec in [self.endpoint] + ([self.vision_alt] if self.vision_alt else []):

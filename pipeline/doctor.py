@@ -47,7 +47,7 @@ def check_prefect() -> Check:
 
 def check_endpoint(spec, timeout: float = 10.0) -> list[Check]:
     """Key present, endpoint reachable, configured models available."""
-    from .profiles import get_profile
+    from .providers.profiles import get_profile
     from .providers import ProviderError, make_client
 
     prof = get_profile(spec.profile)

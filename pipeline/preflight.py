@@ -43,7 +43,7 @@ class PreflightReport:
 
 def ladder_plan(cfg: RunConfig) -> list[RungPlan]:
     """The remote rungs of a job, best first: vision, vision-alt, text-fallback."""
-    from .profiles import get_profile
+    from .providers.profiles import get_profile
 
     rungs: list[RungPlan] = []
     ep = cfg.endpoint

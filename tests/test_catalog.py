@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pixtract.prices import BUILTIN, PriceTable
-from pixtract.profiles import PROFILES
+from pixtract.providers.profiles import PROFILES
 from pixtract.providers import catalog
 from pixtract.providers.errors import ModelGoneError, error_for_status
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from pixtract.profiles import PROFILES
+from pixtract.providers.profiles import PROFILES
 from pixtract.providers import ConfigError, Endpoint, make_client
 from pixtract.providers.errors import redact, register_secret
 from pixtract.providers.limits import AdaptiveLimiter

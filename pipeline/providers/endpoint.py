@@ -5,7 +5,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
-from pixtract.profiles import get_profile
+from pixtract.providers.profiles import get_profile
 from pixtract.providers.errors import ConfigError, register_secret
 
 
