@@ -10,6 +10,13 @@ as their replacement (reference/model-apis.md section 0). Mistral Medium 3.5 cos
 (mistralai/platform-docs-public, src/schema/models/models/mistral-medium-3-5-26-04.ts, API names
 mistral-medium-3.5 and mistral-medium-3, read 2026-12-07); OpenRouter lists
 mistralai/mistral-medium-3-5 at the same price (openrouter.ai, read 2026-12-07).
+Mistral OCR (``/v1/ocr``) is billed per page, not per token: $4 per 1,000 pages and $5 per 1,000
+annotated pages (a request with a document annotation) for OCR 4 / 4.1, whose API names include
+mistral-ocr-latest (mistralai/platform-docs-public @222f4ba9, 2026-08-21,
+src/schema/models/models/ocr-4-1.ts and ocr-4-0.ts, read 2026-12-07). That batch jobs cost half
+is stated in the same snapshot (docs/studio/batch-processing: "a 50% discount on batch API").
+Whether an annotated page pays the page price too is not stated; pixtract bills it at the
+annotated price alone (the emulator does the same).
 """
 
 from __future__ import annotations
@@ -25,11 +32,15 @@ class ModelInfo:
     output_per_m: float | None  # USD per million output tokens
     retired: str | None = None  # ISO date the vendor retired it
     replacement: str | None = None  # the model the vendor names in its place
+    per_page: float | None = None  # USD per page, for APIs billed by the page (OCR)
+    per_annotated_page: float | None = None  # USD per page of a request with a document annotation
 
 
 MEDIUM_3_5 = "Mistral Medium 3.5"
 _2411 = ModelInfo(2.0, 6.0, retired="2026-05-31", replacement=MEDIUM_3_5)
 _MEDIUM = ModelInfo(1.5, 7.5)
+_OCR_4 = ModelInfo(0.0, 0.0, per_page=4.0 / 1000, per_annotated_page=5.0 / 1000)  # no token is billed
+OCR_MODEL = "mistral-ocr-latest"  # the OCR route's default model
 
 MODELS: Mapping[str, ModelInfo] = MappingProxyType({
     # the 2411 pair under each provider's ID (Mistral, OpenRouter, ModelsLab)
@@ -38,6 +49,7 @@ MODELS: Mapping[str, ModelInfo] = MappingProxyType({
         "mistralai/pixtral-large-2411", "mistralai/mistral-large-2411",
         "mistralai-pixtral-large-2411", "mistralai-mistral-large-2411")},
     **{m: _MEDIUM for m in ("mistral-medium-3.5", "mistral-medium-3", "mistralai/mistral-medium-3-5")},
+    **{m: _OCR_4 for m in (OCR_MODEL, "mistral-ocr-4", "mistral-ocr-4-1", "mistral-ocr-4-0")},
 })
 
 # The replacement named when a model is gone and neither the table nor the vendor says more:
