@@ -88,7 +88,7 @@ def _add_config_flags(p: argparse.ArgumentParser, with_out: bool = True) -> None
     if with_out:
         _add_setting(p, "--out")
     g = p.add_argument_group("model endpoint")
-    for flag in ("--profile", "--base-url", "--vision-model", "--text-model"):
+    for flag in ("--profile", "--base-url", "--vision-model", "--text-model", "--route", "--ocr-model"):
         _add_setting(g, flag)
     g.add_argument("--alt-profile", choices=PROFILES, help="second vision endpoint, tried when the first fails")
     g.add_argument("--alt-base-url", help="base URL of the second vision endpoint")
