@@ -44,7 +44,8 @@ class MistralOCRAdapter(Adapter):
         comes back whole, and the client reads a non-stream answer either way)."""
         image = req.images[0]
         body: dict = {"model": model, "document": {"type": "image_url", "image_url": image.data_url()},
-                      "include_blocks": True, "include_image_base64": False}
+                      "include_blocks": True, "include_image_base64": False,
+                      "confidence_scores_granularity": "page"}  # each block's score (pipeline/grounding.py)
         fmt = req.response_format
         if fmt is not None and fmt.type == "json_schema":
             body["document_annotation_format"] = {"type": "json_schema", "json_schema": {
