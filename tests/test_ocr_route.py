@@ -139,7 +139,16 @@ def test_markdown_and_boxes_land_in_the_layout_json_and_the_report(emu, tmp_path
     assert (out / "scanned.md").read_text().count("Lighthouse") >= 1
     html = (out / "report.html").read_text()
     assert html.count('class="bx') >= len(page["blocks"])  # one box drawn per block
-    assert "ocr-endpoint" in html
+    assert "ocr-endpoint" in html and "OCR pages billed" in html
+
+
+def test_the_budget_counts_ocr_pages(emu, tmp_path, samples):
+    """$0.004 a page: a budget of $0.010 lets two pages start, the third is skipped unsent."""
+    router = Router(ocr_cfg(emu, tmp_path, budget_usd=0.010))
+    p = plan(samples / "report.pdf")
+    recs = [rec for n in (1, 2, 3) for rec in router.answer_page(p, n)]
+    assert [r.status for r in recs] == ["ok", "ok", "skipped"]
+    assert recs[2].error.type == "budget_exceeded" and len(ocr_requests(emu)) == 2
 
 
 def test_boxes_of_a_page_turned_upright_are_turned_back():
