@@ -457,8 +457,11 @@ class Router:
         """The OCR endpoint's blocks as the answer's grounding, in the page's coordinates."""
         from .pagewords import page_frame
 
+        turn = getattr(words, "turn", 0)
         width, height, unit, _ = page_frame(page)
-        return grounding.ground_ocr(body, page.number, (width, height, unit), getattr(words, "turn", 0))
+        if page.words is None and turn in (90, 270):
+            width, height = height, width  # an image's frame is its pixels: those of the page before it was turned
+        return grounding.ground_ocr(body, page.number, (width, height, unit), turn)
 
     def _local(self, doc, page, plan, task, tried, acc, base, words=None) -> Record | None:
         try:

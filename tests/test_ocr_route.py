@@ -165,3 +165,26 @@ def test_boxes_of_a_page_turned_upright_are_turned_back():
     assert ground_ocr(body, 1, (50.0, 25.0, "pt"), turn=0)["items"][0]["boxes"] == [[37.5, 2.5, 47.5, 7.5]]
     body["pages"][0]["blocks"] = None  # a model before OCR 4: no blocks, the words ground the answer
     assert ground_ocr(body, 1, (100.0, 200.0, "px")) is None
+
+
+def test_a_sideways_scan_is_sent_upright_and_its_boxes_land_on_the_page_as_it_is(emu, tmp_path, samples):
+    """A scan stored sideways (turned 90 degrees counter-clockwise) is turned upright before the
+    OCR endpoint reads it; a line of text, wide on the upright image, is a tall box on the page."""
+    import io
+
+    import pymupdf
+    from PIL import Image
+
+    with pymupdf.open(samples / "scanned.pdf") as pdf:
+        png = pdf[0].get_pixmap(dpi=100).tobytes("png")
+    with Image.open(io.BytesIO(png)) as im:
+        im.rotate(90, expand=True).save(tmp_path / "sideways.png")  # PIL turns counter-clockwise
+    [rec] = Router(ocr_cfg(emu, tmp_path / "out")).answer_page(plan(tmp_path / "sideways.png"), 1)
+    assert rec.route == "ocr" and "rotated-90" in rec.flags
+    assert missing_words(rec.answer, ["Harbour", "Lighthouse"]) == []
+    line = next(it for it in rec.grounding["items"] if "Harbour Operations" in it["value"])
+    x0, y0, x1, y1 = line["boxes"][0]
+    w, h = rec.grounding["sizes"]["1"]
+    assert w > h and (w, h) == (rec.image["height"], rec.image["width"])  # the page as stored, not as sent
+    assert y1 - y0 > 2 * (x1 - x0)  # the printed lines run up the page
+    assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
