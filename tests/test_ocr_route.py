@@ -104,18 +104,21 @@ def test_the_route_is_checked_before_the_run(emu, tmp_path):
         RunConfig(inputs=["x"], out=str(tmp_path), profile="mistral", route="fax").validate()
 
 
-def test_estimate_is_what_the_emulator_bills_for_ocr_pages(emu, tmp_path, samples):
+@pytest.mark.parametrize("kind,page_price", [("transcribe", 0.004), ("extract", 0.005)])
+def test_estimate_is_what_the_emulator_bills_for_ocr_pages(emu, tmp_path, samples, kind, page_price):
     import pixtract
 
     inputs = [str(samples / "report.pdf"), str(samples / "scanned.pdf")]
-    est = estimate(ocr_cfg(emu, tmp_path, inputs=inputs))
+    task = TaskSpec(kind=kind, schema=SCHEMA if kind == "extract" else None)
+    est = estimate(ocr_cfg(emu, tmp_path, task, inputs=inputs))
     assert emu.requests == []
     result = pixtract.run(inputs, profile="mistral", route="ocr", out=str(tmp_path / "out"), cache=False,
-                          endpoint={"base_url": emu.base_url("mistral")})
+                          task=kind, schema=task.schema, endpoint={"base_url": emu.base_url("mistral")})
     billed = [r for r in ocr_requests(emu) if r["status"] == 200]
-    assert all(r.route == "ocr" for r in result.records)
+    assert [r.route for r in result.records] == ["ocr"] * 4
     assert est["total"]["billed_pages"] == sum(r["pages_billed"] for r in billed) == 4
-    assert est["total"]["cost_usd_max"] == est["total"]["cost_usd_min"] == pytest.approx(4 * 0.004)
+    assert all(r["annotated"] == (kind == "extract") for r in billed)
+    assert est["total"]["cost_usd_max"] == est["total"]["cost_usd_min"] == pytest.approx(4 * page_price)
     assert sum(r.paid_usd for r in result.records) == pytest.approx(est["total"]["cost_usd_max"])
 
 
