@@ -556,10 +556,13 @@ def report(summary: dict, out: str, quiet: bool = False) -> int:
           + (f", {summary['blank']} blank" if summary.get("blank") else ""))
     usage, paid = summary.get("usage", {}), summary.get("usage_paid", {})
     if usage.get("input_tokens") or summary.get("cost_usd"):
+        def pages(u):
+            return f", OCR pages {u['pages']:,}" if u.get("pages") else ""
+
         print(f"pixtract: this run paid ${summary.get('paid_usd', 0):.4f} (tokens in "
-              f"{paid.get('input_tokens', 0):,}, out {paid.get('output_tokens', 0):,}); the outputs cost "
+              f"{paid.get('input_tokens', 0):,}, out {paid.get('output_tokens', 0):,}{pages(paid)}); the outputs cost "
               f"${summary.get('cost_usd', 0):.4f} in all (tokens in {usage.get('input_tokens', 0):,}, "
-              f"out {usage.get('output_tokens', 0):,})")
+              f"out {usage.get('output_tokens', 0):,}{pages(usage)})")
     ledger = summary.get("ledger")
     if ledger:
         print(format_ledger(ledger))

@@ -143,6 +143,8 @@ def test_markdown_and_boxes_land_in_the_layout_json_and_the_report(emu, tmp_path
     html = (out / "report.html").read_text()
     assert html.count('class="bx') >= len(page["blocks"])  # one box drawn per block
     assert "ocr-endpoint" in html and "OCR pages billed" in html
+    counts = json.loads((out / "manifest.json").read_text())["counts"]
+    assert counts["usage_paid"]["pages"] == 1 and counts["paid_usd"] == pytest.approx(0.004)
 
 
 def test_the_budget_counts_ocr_pages(emu, tmp_path, samples):
