@@ -537,6 +537,8 @@ def effective_config(cfg) -> dict:
         d[name]["api_key_from"] = f"Prefect Secret block {spec.api_key_secret!r}" if spec.api_key_secret else var
         for k in ("base_url", "vision_model", "text_model"):
             d[name][k] = d[name][k] or getattr(prof, k)
+    if cfg.route == "ocr":
+        d["endpoint"]["ocr_model"] = cfg.ocr_model
     return d
 
 

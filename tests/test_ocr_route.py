@@ -193,3 +193,11 @@ def test_a_sideways_scan_is_sent_upright_and_its_boxes_land_on_the_page_as_it_is
     assert w > h and (w, h) == (rec.image["height"], rec.image["width"])  # the page as stored, not as sent
     assert y1 - y0 > 2 * (x1 - x0)  # the printed lines run up the page
     assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+
+
+def test_config_show_names_the_ocr_route_and_model(capsys, samples):
+    from pixtract.flows.cli import EXIT_OK, main
+
+    assert main(["config", "show", str(samples / "report.pdf"), "--profile", "mistral", "--route", "ocr"]) == EXIT_OK
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["route"] == "ocr" and shown["endpoint"]["ocr_model"] == "mistral-ocr-latest"  # the default, named
