@@ -719,9 +719,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)  # exits 2 on bad usage
     handlers = {"run": cmd_run, "estimate": cmd_estimate, "models": cmd_models, "report": cmd_report,
                 "docling": cmd_docling, "doctor": cmd_doctor, "config": cmd_config, "server": cmd_server}
-    if args.command in handlers:
-        return handlers[args.command](args)
-    return args.handler(args)  # commands added by pixtract.flows.schedule
+    handler = handlers.get(args.command, getattr(args, "handler", None))  # schedule's commands bring their own
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        # Ctrl-C before a run has installed its own handler (while Prefect imports or a server
+        # starts): one line, not a traceback. A run in progress handles Ctrl-C itself.
+        print("pixtract: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
