@@ -1,7 +1,8 @@
 """The ``pixtract`` command.
 
 Exit codes of ``run`` (pipeline/outcome.py): 0 complete (every page answered on the planned
-route); 3 degraded (all answered, some by a fallback); 1 incomplete (some pages failed or were
+route); 3 degraded (all answered, some by a fallback); 4 pending (--batch: some pages wait in a
+batch job, nothing failed); 1 incomplete (some pages failed or were
 skipped, or the ledger found a gap); 2 nothing done (bad usage or configuration, a refused key,
 an unreachable endpoint, no documents); 130 / 143 interrupted by SIGINT / SIGTERM.
 """
@@ -25,6 +26,7 @@ EXIT_CODES_HELP = """exit codes:
   0    complete: every page answered on the planned route (or truly blank / without a chart)
   3    degraded: every page answered, some by a fallback (records say why; a rerun retries them)
   1    incomplete: some pages failed or were skipped (budget, errors), or the ledger found a gap
+  4    pending (--batch): nothing failed, some pages wait in a batch job; run the same command later
   2    nothing done: bad usage or configuration, a refused key, an unreachable endpoint, no documents
   130  interrupted by Ctrl-C (SIGINT); 143 by SIGTERM: what was done is written, a rerun resumes
 """
