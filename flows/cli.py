@@ -78,8 +78,9 @@ def _add_setting(group, flag: str) -> None:
     from pixtract.config import SETTING_BY_FLAG
 
     setting = SETTING_BY_FLAG[flag]
+    optional = {"nargs": "?", "const": setting.const} if setting.const is not None else {}
     group.add_argument(flag, type=_setting(flag) if setting.type is not str else None, metavar=setting.metavar,
-                       choices=setting.choices, help=setting.help_text())
+                       choices=setting.choices, help=setting.help_text(), **optional)
 
 
 def _add_config_flags(p: argparse.ArgumentParser, with_out: bool = True) -> None:
@@ -125,6 +126,7 @@ def _add_config_flags(p: argparse.ArgumentParser, with_out: bool = True) -> None
                    help="OCR pages without a text layer to locate a model's answers on them (one OCR per such page)")
     c = p.add_argument_group("cost and resume")
     _add_setting(c, "--budget-usd")
+    _add_setting(c, "--batch")
     c.add_argument("--no-cache", action="store_true", help="ignore cached answers and ask afresh")
     _add_setting(c, "--cache-dir")
     c.add_argument("--price", action="append", metavar="MODEL=IN,OUT",
