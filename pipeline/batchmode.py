@@ -38,11 +38,10 @@ from . import batchjobs
 from .batchjobs import FINISHED, PLANNED, SUBMITTED, UPLOADED, Item, JobEntry, JobStore
 from .errors import PixtractError, UsageError
 from .messages import ChatRequest, ChatResponse
+from .outcome import BATCH_PENDING  # the error type of a pending unit's record (skipped, not failed)
 from .prices import BUILTIN, PriceTable
 
 log = logging.getLogger("pixtract.batch")
-
-BATCH_PENDING = "batch_pending"  # the error type of a pending unit's record (skipped, not failed)
 
 
 class BatchPending(PixtractError):
@@ -86,7 +85,8 @@ class BatchRound:
                  prices: PriceTable | None = None) -> None:
         self.api, self.store, self.model = api, store, model
         self.timeout_hours = timeout_hours
-        self.batch_price = (prices or PriceTable.for_job(None, [model])).get(model)
+        self.prices = prices or PriceTable.for_job(None, [model])
+        self.batch_price = self.prices.get(model)
         self.live_price = BUILTIN.get(model)
         self._lock = threading.Lock()
         self.answered: dict[str, dict] = {}  # fingerprint -> chat completion body
@@ -168,9 +168,10 @@ class BatchRound:
             self.waiting.pop(fp, None)
 
     # -- during the run --------------------------------------------------------------------------
-    def ask(self, body: dict, live) -> ChatResponse:
+    def ask(self, body: dict, live, commit=None) -> ChatResponse:
         """The answer to ``body`` from a finished job, a live answer (``live()``) for an item the
-        batch failed, or BatchPending."""
+        batch failed, or BatchPending. ``commit()`` is called before a new request is kept for
+        this run's job (it counts the request's worst case against the budget, or raises)."""
         fp = fingerprint(body)
         with self._lock:
             done = self.answered.get(fp)
@@ -187,6 +188,10 @@ class BatchRound:
             with self._lock:
                 self.stats["pending"] += 1
             raise BatchPending(f"waiting in {waiting}; the next run collects it")
+        with self._lock:
+            known = fp in self.new
+        if not known and commit is not None:
+            commit()
         with self._lock:
             pending = self.new.setdefault(fp, _New(fp, body, self.model))
             self.stats["pending"] += 1
@@ -242,10 +247,11 @@ class BatchRound:
 
 class BatchingClient:
     """A chat client whose requests on the batched model go through the round; the others,
-    and live retries, go to the real client."""
+    and live retries, go to the real client. With ``budget``, a request kept for a new job
+    counts its worst case at the batch price as spent by this run (the job will be paid)."""
 
-    def __init__(self, inner, round_: BatchRound) -> None:
-        self.inner, self.round = inner, round_
+    def __init__(self, inner, round_: BatchRound, budget=None, prices: PriceTable | None = None) -> None:
+        self.inner, self.round, self.budget, self.prices = inner, round_, budget, prices
 
     def complete(self, request: ChatRequest, on_token=None, stream: bool = False) -> ChatResponse:
         ep = self.inner.endpoint
@@ -255,10 +261,32 @@ class BatchingClient:
         self.inner.adapter.check_limits(request, model)
         body = self.inner.adapter.build_body(request, model, False)
         return self.round.ask(body, lambda: self.round.live_cost(
-            self.inner.complete(request, on_token=on_token, stream=stream)))
+            self.inner.complete(request, on_token=on_token, stream=stream)),
+            commit=lambda: self._commit(request, model))
+
+    def _commit(self, request: ChatRequest, model: str) -> None:
+        if self.budget is None or self.budget.limit is None:
+            return
+        from .ladder import worst_case_cost
+
+        worst = worst_case_cost(request, model, self.prices or self.round.prices)
+        self.budget.settle(self.budget.reserve(worst), worst)  # BudgetExceeded: not submitted, skipped
 
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
+
+
+def wrap_clients(cfg, round_: BatchRound, context):
+    """The ``make_client`` of a batch-mode run's page worker: the planned route's endpoint
+    behind a BatchingClient, every other endpoint as it is."""
+    from .providers import make_client
+
+    def make(ep):
+        client = make_client(ep)
+        if ep.profile == cfg.endpoint.profile and ep.base_url == cfg.endpoint.base_url:
+            return BatchingClient(client, round_, context.budget, context.prices)
+        return client
+    return make
 
 
 def open_round(cfg, api=None) -> BatchRound:
