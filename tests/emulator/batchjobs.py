@@ -47,6 +47,7 @@ CONFIG = {
     "batch_item_failure_rate": 0.0,  # share of items that fail (500) on purpose
     "batch_hour_s": 3600.0,  # seconds an emulated hour lasts (timeout_hours are counted in these)
     "batch_cancel_delay": 0.0,  # seconds from a cancel request to CANCELLED
+    "batch_download_s": 0.0,  # seconds a file download takes (its bytes trickle out: a test can kill mid-way)
 }
 
 
@@ -104,6 +105,7 @@ class BatchService:
         self.lock = threading.RLock()
         self.files: dict[str, StoredFile] = {}
         self.jobs: dict[str, Job] = {}
+        self.downloads = 0  # file downloads started (a test waits for one to kill its client)
 
     def cfg(self, key: str):
         return self.emu.config.get(key, CONFIG[key])
@@ -364,7 +366,10 @@ def route(service: BatchService, handler, method: str, rest: str, raw: bytes, sk
         if len(parts) == 2 and method == "DELETE":
             return 200, service.delete(parts[1]), js
         if len(parts) == 3 and parts[2] == "content" and method == "GET":
-            return 200, service.file(parts[1]).content, "application/octet-stream"
+            content = service.file(parts[1]).content
+            with service.lock:
+                service.downloads += 1
+            return 200, content, "application/octet-stream"
     elif parts[:2] == ["batch", "jobs"]:
         if len(parts) == 2 and method == "POST":
             return 200, service.create(_json(raw, skin), skin), js

@@ -448,8 +448,22 @@ def _make_handler(emu: Emulator):
             if not key or (emu.config["api_keys"] is not None and key not in emu.config["api_keys"]):
                 raise skin.reject(401, "Unauthorized", outcome="unauthorized")
             status, body, ctype = batchjobs.route(emu.batches, self, method, rest, raw, skin)
-            self._send(status, body, ctype=ctype)
-            return status, "batch_api"
+            slow = float(emu.config["batch_download_s"] or 0) if isinstance(body, bytes) else 0.0
+            if slow <= 0:
+                self._send(status, body, ctype=ctype)
+                return status, "batch_api"
+            self._mark()  # a download that trickles out over batch_download_s seconds
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            step = max(1, len(body) // 20)
+            for i in range(0, len(body), step):
+                self.wfile.write(body[i:i + step])
+                self.wfile.flush()
+                if emu._stop.wait(slow / 20):
+                    break
+            return status, "batch_api_slow"
 
         def _respond(self, skin, wire, model, prompt, fault):
             kind = (fault or {}).get("fault")
