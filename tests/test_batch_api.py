@@ -14,7 +14,6 @@ import pytest
 
 from pixtract.config import RunConfig, TaskSpec
 from pixtract.errors import PixtractError
-from pixtract.messages import ImagePart
 from pixtract import request_plan
 from pixtract.providers import ADAPTERS, Endpoint
 from pixtract.providers.batchapi import BatchAPI, input_line, job_request
