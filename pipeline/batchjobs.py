@@ -6,7 +6,12 @@ finish from: a job planned but not uploaded is uploaded (or found by its file na
 uploaded but not created is created (or found by its metadata), a job whose output was being
 downloaded is downloaded again.
 
-Layout, under ``OUT/.pixtract/batch/``::
+The store sits beside the answer cache (``OUT/.pixtract/batch/`` for a run of its own; for a
+scheduled inbox, whose runs each write a dated folder, beside the inbox's shared cache), so the
+next run finds the jobs of the last one. Several processes may share it (an inbox run's parts):
+``exclusive()`` holds a file lock for a whole step.
+
+Layout::
 
     jobs.json              every job: name, model, state, vendor IDs, status, counters
     NAME.items.json        custom_id -> the request's fingerprint and the units it answers
@@ -18,10 +23,13 @@ Layout, under ``OUT/.pixtract/batch/``::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,9 +73,25 @@ class Item:
 class JobStore:
     """The store of one output folder. Thread-safe within a process; one process at a time."""
 
-    def __init__(self, out: str) -> None:
-        self.root = os.path.join(out, WORK_DIR, "batch")
+    def __init__(self, out: str, root: str | None = None) -> None:
+        self.root = root or os.path.join(out, WORK_DIR, "batch")
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_run(cls, cfg) -> "JobStore":
+        """The store of a run: beside its answer cache (shared by an inbox's runs and parts)."""
+        return cls(cfg.out, os.path.join(os.path.dirname(os.path.abspath(cfg.cache_path())), "batch"))
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """One process at a time through a step that reads, calls the API and writes."""
+        os.makedirs(self.root, exist_ok=True)
+        with open(os.path.join(self.root, ".lock"), "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def path(self, name: str, suffix: str) -> str:
         return os.path.join(self.root, f"{name}.{suffix}")

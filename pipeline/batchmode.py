@@ -100,14 +100,15 @@ class BatchRound:
     def refresh(self) -> None:
         """Finish what a killed run left half done, poll unfinished jobs, save finished jobs'
         files, and index every job's answers."""
-        for entry in self.store.jobs():
-            if entry.state == PLANNED:
-                entry = self._upload(entry)
-            if entry.state == UPLOADED:
-                entry = self._create(entry)
-            if entry.state == SUBMITTED:
-                self._poll(entry)
-        self._index()
+        with self.store.exclusive():
+            for entry in self.store.jobs():
+                if entry.state == PLANNED:
+                    entry = self._upload(entry)
+                if entry.state == UPLOADED:
+                    entry = self._create(entry)
+                if entry.state == SUBMITTED:
+                    self._poll(entry)
+            self._index()
 
     def _upload(self, entry: JobEntry) -> JobEntry:
         """Upload a planned job's input file, unless a killed run already did (found by name)."""
@@ -228,8 +229,9 @@ class BatchRound:
         items = [Item(n.fingerprint[:40], n.fingerprint, tuple(n.units)) for n in new]
         lines = [input_line(i.custom_id, n.body) for i, n in zip(items, new)]
         entry = JobEntry(name, self.model, len(items), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
-        self.store.plan(entry, items, lines)  # before anything leaves the machine
-        entry = self._create(self._upload(entry))
+        with self.store.exclusive():
+            self.store.plan(entry, items, lines)  # before anything leaves the machine
+            entry = self._create(self._upload(entry))
         self.submitted.append(entry)
         self.stats["submitted"] += len(items)
         log.info("submitted %d requests in batch job %s", len(items), entry.job_id)
@@ -297,7 +299,7 @@ def open_round(cfg, api=None) -> BatchRound:
     if cfg.endpoint.profile != "mistral":
         raise UsageError(f"--batch needs --profile mistral (Mistral's batch jobs); this job uses {cfg.profile!r}")
     ep = cfg.endpoint.endpoint(cfg.concurrency).resolved()
-    round_ = BatchRound(api or BatchAPI(ep), JobStore(cfg.out), ep.vision_model, prices=cfg.prices_table())
+    round_ = BatchRound(api or BatchAPI(ep), JobStore.for_run(cfg), ep.vision_model, prices=cfg.prices_table())
     round_.refresh()
     return round_
 

@@ -194,3 +194,18 @@ def test_batch_mode_needs_the_mistral_profile(tmp_path):
 
     with pytest.raises(UsageError, match="--batch needs --profile mistral"):
         build_config({"inputs": ["x.pdf"], "out": str(tmp_path), "profile": "openrouter", "batch": "on"}).validate()
+
+
+def test_a_scheduled_inbox_retries_pending_documents_and_its_runs_share_one_store(tmp_path):
+    """An inbox writes each run to a dated folder: the store sits beside the shared cache, so
+    the morning run finds the night's jobs; a pending document is selected again to collect it."""
+    from pixtract.inbox import document_status, needs_run
+    from pixtract.records import ErrorInfo, Record
+
+    pending = Record("a.pdf", "s", 1, "transcribe", None, "skipped", error=ErrorInfo("batch_pending", "waiting"))
+    assert document_status([pending]) == "skipped" and needs_run({"status": document_status([pending])})
+    night = build_config({"inputs": ["in"], "out": str(tmp_path / "runs" / "night"),
+                          "cache_dir": str(tmp_path / ".pixtract" / "cache")})
+    morning = build_config({"inputs": ["in"], "out": str(tmp_path / "runs" / "morning"),
+                            "cache_dir": str(tmp_path / ".pixtract" / "cache")})
+    assert JobStore.for_run(night).root == JobStore.for_run(morning).root == str(tmp_path / ".pixtract" / "batch")
