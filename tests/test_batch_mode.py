@@ -209,3 +209,11 @@ def test_a_scheduled_inbox_retries_pending_documents_and_its_runs_share_one_stor
     morning = build_config({"inputs": ["in"], "out": str(tmp_path / "runs" / "morning"),
                             "cache_dir": str(tmp_path / ".pixtract" / "cache")})
     assert JobStore.for_run(night).root == JobStore.for_run(morning).root == str(tmp_path / ".pixtract" / "batch")
+
+
+def test_estimate_and_budget_use_the_batch_price_of_the_batched_model_only(tmp_path):
+    live = build_config({"inputs": ["x"], "out": str(tmp_path), "profile": "mistral"}).prices_table()
+    night = build_config({"inputs": ["x"], "out": str(tmp_path), "profile": "mistral", "batch": "on"}).prices_table()
+    assert night.get(MODEL).input_per_m == live.get(MODEL).input_per_m / 2
+    assert night.get(MODEL).output_per_m == live.get(MODEL).output_per_m / 2
+    assert night.get("mistral-large-2411") == live.get("mistral-large-2411")  # the text rung goes live
