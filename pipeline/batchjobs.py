@@ -16,7 +16,8 @@ Layout::
     jobs.json              every job: name, model, state, vendor IDs, status, counters
     NAME.items.json        custom_id -> the request's fingerprint and the units it answers
                            (document path and SHA-256, page, task, question, region, cache key)
-    NAME.input.jsonl       the input file as uploaded ({"custom_id", "body"} lines)
+    NAME.input.jsonl       the input file as uploaded ({"custom_id", "body"} lines), until the
+                           job exists (the page images need not stay on disk twice)
     NAME.output.jsonl      the job's output file, once downloaded whole
     NAME.errors.jsonl      the job's error file, once downloaded whole
 """
@@ -138,6 +139,11 @@ class JobStore:
     def input_bytes(self, name: str) -> bytes:
         with open(self.path(name, "input.jsonl"), "rb") as f:
             return f.read()
+
+    def drop_input(self, name: str) -> None:
+        """Remove a created job's input file (its items stay: they map the answers to pages)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.path(name, "input.jsonl"))
 
     def save_result(self, name: str, kind: str, content: bytes) -> None:
         """A downloaded output or error file (``kind``: output, errors), whole or not at all."""

@@ -124,8 +124,10 @@ class BatchRound:
                  if (j.get("metadata") or {}).get("pixtract_job") == entry.name]
         job = found[0] if found else self.api.create_job(
             [entry.input_file], entry.model, metadata={"pixtract_job": entry.name}, timeout_hours=self.timeout_hours)
-        return self.store.update(entry.name, state=SUBMITTED, job_id=job["id"], status=job["status"],
-                                 counts=_counts(job))
+        entry = self.store.update(entry.name, state=SUBMITTED, job_id=job["id"], status=job["status"],
+                                  counts=_counts(job))
+        self.store.drop_input(entry.name)  # the vendor holds it now; page images need not stay on disk twice
+        return entry
 
     def _poll(self, entry: JobEntry) -> JobEntry:
         from .providers.batchapi import TERMINAL

@@ -80,6 +80,7 @@ def test_items_and_input_are_stored_before_the_upload(tmp_path, api, emu):
     round2 = BatchRound(api, store, MODEL)
     round2.refresh()
     assert store.jobs()[0].state in (SUBMITTED, FINISHED) and store.jobs()[0].job_id
+    assert not os.path.exists(store.path(entry.name, "input.jsonl"))  # the job exists: the images are not kept
 
 
 @pytest.mark.parametrize("step", ["upload", "create_job"])
