@@ -40,6 +40,7 @@ from .errors import PixtractError, UsageError
 from .messages import ChatRequest, ChatResponse
 from .outcome import BATCH_PENDING  # the error type of a pending unit's record (skipped, not failed)
 from .prices import BUILTIN, PriceTable
+from .providers.errors import ProviderError
 
 log = logging.getLogger("pixtract.batch")
 
@@ -302,7 +303,12 @@ def open_round(cfg, api=None) -> BatchRound:
         raise UsageError(f"--batch needs --profile mistral (Mistral's batch jobs); this job uses {cfg.profile!r}")
     ep = cfg.endpoint.endpoint(cfg.concurrency).resolved()
     round_ = BatchRound(api or BatchAPI(ep), JobStore.for_run(cfg), ep.vision_model, prices=cfg.prices_table())
-    round_.refresh()
+    try:
+        round_.refresh()
+    except ProviderError as e:  # going on blind would submit again what a job already holds
+        round_.close()
+        raise UsageError(f"--batch: the batch jobs in {round_.store.root} could not be checked ({e}); "
+                         f"nothing was sent: run the same command again") from None
     return round_
 
 

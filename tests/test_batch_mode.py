@@ -217,3 +217,19 @@ def test_estimate_and_budget_use_the_batch_price_of_the_batched_model_only(tmp_p
     assert night.get(MODEL).input_per_m == live.get(MODEL).input_per_m / 2
     assert night.get(MODEL).output_per_m == live.get(MODEL).output_per_m / 2
     assert night.get("mistral-large-2411") == live.get("mistral-large-2411")  # the text rung goes live
+
+
+def test_a_run_that_cannot_check_its_jobs_sends_nothing(env, tmp_path):
+    """Going on without knowing what the jobs hold would pay for the same pages twice."""
+    from pixtract.errors import UsageError
+
+    emu = env
+    text_pdfs(tmp_path / "in", {"a": 2})
+    out = tmp_path / "out"
+    emu.configure(batch_delay=30.0)
+    assert batch.run(config(emu, tmp_path / "in", out), report=False)["outcome"] == "pending"
+    emu.configure(api_keys=["another-key-0000"])
+    t0 = time.time()
+    with pytest.raises(UsageError, match="could not be checked.*nothing was sent"):
+        batch.run(config(emu, tmp_path / "in", out), report=False)
+    assert live_chats(emu, t0) == [] and len(JobStore(str(out)).jobs()) == 1
