@@ -10,6 +10,14 @@ as their replacement (reference/model-apis.md section 0). Mistral Medium 3.5 cos
 (mistralai/platform-docs-public, src/schema/models/models/mistral-medium-3-5-26-04.ts, API names
 mistral-medium-3.5 and mistral-medium-3, read 2026-12-07); OpenRouter lists
 mistralai/mistral-medium-3-5 at the same price (openrouter.ai, read 2026-12-07).
+
+Batch prices (Mistral's own IDs only: batch jobs are Mistral's API): Mistral's batch inference
+documentation (docs.mistral.ai/capabilities/batch and the "run a batch job" quickstart, read
+2026-12-07) says batch requests cost less than the same requests sent one by one and points to
+its pricing page, which is not in this repository's reference material; third-party pricing
+summaries read the same day give "Batch API (any model): 50 % off" input and output. The batch
+prices below are therefore the live prices halved: derived, not quoted. A job can override them
+with its own [prices] table.
 """
 
 from __future__ import annotations
@@ -25,6 +33,19 @@ class ModelInfo:
     output_per_m: float | None  # USD per million output tokens
     retired: str | None = None  # ISO date the vendor retired it
     replacement: str | None = None  # the model the vendor names in its place
+    batch_input_per_m: float | None = None  # USD per million input tokens in a batch job (None: no batch)
+    batch_output_per_m: float | None = None
+
+
+BATCH_SHARE = 0.5  # batch price / live price on Mistral (see the module's sources)
+
+
+def _with_batch(info: ModelInfo) -> ModelInfo:
+    """The same model as sold in Mistral's batch jobs."""
+    from dataclasses import replace
+
+    return replace(info, batch_input_per_m=info.input_per_m * BATCH_SHARE,
+                   batch_output_per_m=info.output_per_m * BATCH_SHARE)
 
 
 MEDIUM_3_5 = "Mistral Medium 3.5"
@@ -32,12 +53,14 @@ _2411 = ModelInfo(2.0, 6.0, retired="2026-05-31", replacement=MEDIUM_3_5)
 _MEDIUM = ModelInfo(1.5, 7.5)
 
 MODELS: Mapping[str, ModelInfo] = MappingProxyType({
-    # the 2411 pair under each provider's ID (Mistral, OpenRouter, ModelsLab)
+    # the 2411 pair under each provider's ID (Mistral, with batch prices; OpenRouter, ModelsLab)
+    **{m: _with_batch(_2411) for m in (
+        "pixtral-large-2411", "pixtral-large-latest", "mistral-large-pixtral-2411", "mistral-large-2411")},
     **{m: _2411 for m in (
-        "pixtral-large-2411", "pixtral-large-latest", "mistral-large-pixtral-2411", "mistral-large-2411",
         "mistralai/pixtral-large-2411", "mistralai/mistral-large-2411",
         "mistralai-pixtral-large-2411", "mistralai-mistral-large-2411")},
-    **{m: _MEDIUM for m in ("mistral-medium-3.5", "mistral-medium-3", "mistralai/mistral-medium-3-5")},
+    **{m: _with_batch(_MEDIUM) for m in ("mistral-medium-3.5", "mistral-medium-3")},
+    "mistralai/mistral-medium-3-5": _MEDIUM,
 })
 
 # The replacement named when a model is gone and neither the table nor the vendor says more:
