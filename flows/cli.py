@@ -1,7 +1,8 @@
 """The ``pixtract`` command.
 
 Exit codes of ``run`` (pipeline/outcome.py): 0 complete (every page answered on the planned
-route); 3 degraded (all answered, some by a fallback); 1 incomplete (some pages failed or were
+route); 3 degraded (all answered, some by a fallback); 4 pending (--batch: some pages wait in a
+batch job, nothing failed); 1 incomplete (some pages failed or were
 skipped, or the ledger found a gap); 2 nothing done (bad usage or configuration, a refused key,
 an unreachable endpoint, no documents); 130 / 143 interrupted by SIGINT / SIGTERM.
 """
@@ -25,6 +26,7 @@ EXIT_CODES_HELP = """exit codes:
   0    complete: every page answered on the planned route (or truly blank / without a chart)
   3    degraded: every page answered, some by a fallback (records say why; a rerun retries them)
   1    incomplete: some pages failed or were skipped (budget, errors), or the ledger found a gap
+  4    pending (--batch): nothing failed, some pages wait in a batch job; run the same command later
   2    nothing done: bad usage or configuration, a refused key, an unreachable endpoint, no documents
   130  interrupted by Ctrl-C (SIGINT); 143 by SIGTERM: what was done is written, a rerun resumes
 """
@@ -76,8 +78,9 @@ def _add_setting(group, flag: str) -> None:
     from pixtract.config import SETTING_BY_FLAG
 
     setting = SETTING_BY_FLAG[flag]
+    optional = {"nargs": "?", "const": setting.const} if setting.const is not None else {}
     group.add_argument(flag, type=_setting(flag) if setting.type is not str else None, metavar=setting.metavar,
-                       choices=setting.choices, help=setting.help_text())
+                       choices=setting.choices, help=setting.help_text(), **optional)
 
 
 def _add_config_flags(p: argparse.ArgumentParser, with_out: bool = True) -> None:
@@ -123,6 +126,7 @@ def _add_config_flags(p: argparse.ArgumentParser, with_out: bool = True) -> None
                    help="OCR pages without a text layer to locate a model's answers on them (one OCR per such page)")
     c = p.add_argument_group("cost and resume")
     _add_setting(c, "--budget-usd")
+    _add_setting(c, "--batch")
     c.add_argument("--no-cache", action="store_true", help="ignore cached answers and ask afresh")
     _add_setting(c, "--cache-dir")
     c.add_argument("--price", action="append", metavar="MODEL=IN,OUT",
@@ -724,9 +728,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)  # exits 2 on bad usage
     handlers = {"run": cmd_run, "estimate": cmd_estimate, "models": cmd_models, "report": cmd_report,
                 "docling": cmd_docling, "doctor": cmd_doctor, "config": cmd_config, "server": cmd_server}
-    if args.command in handlers:
-        return handlers[args.command](args)
-    return args.handler(args)  # commands added by pixtract.flows.schedule
+    handler = handlers.get(args.command, getattr(args, "handler", None))  # schedule's commands bring their own
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        # Ctrl-C before a run has installed its own handler (while Prefect imports or a server
+        # starts): one line, not a traceback. A run in progress handles Ctrl-C itself.
+        print("pixtract: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

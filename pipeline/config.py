@@ -45,6 +45,7 @@ class Setting:
     metavar: str | None = None
     choices: tuple[str, ...] | None = None  # offered by the flag (the config's own checks enforce them)
     folder: bool = False  # a path: in a job file, relative to the job file's folder
+    const: str | None = None  # the flag's value when given bare (``--batch`` means ``--batch on``)
 
     @property
     def default(self) -> Any:
@@ -123,6 +124,11 @@ SETTINGS = [
                  "at most 3200 px; about 45 ms of CPU and 260 KB of disk a page); 0: none, the viewer "
                  "shows the model's 1024-px image"),
     # outputs: the marker between pages in <stem>.md
+    # Mistral's batch jobs (pipeline/batchmode.py): submit now at the batch price, collect on the next run
+    Setting("batch", "--batch", "PIXTRACT_BATCH", str, choices=("off", "on"), const="on", metavar="on|off",
+            help="send the planned route's requests in a Mistral batch job at about half the price "
+                 "(--profile mistral); the run ends PENDING, and the same command run later collects "
+                 "the answers (default {default})"),
     Setting("page_marker", "--page-marker", "PIXTRACT_PAGE_MARKER", str, metavar="TEXT",
             help="line between pages in <stem>.md; {page} is the page number (default '<!-- page {page} -->', "
                  "'' for none)"),
@@ -221,6 +227,7 @@ class RunConfig:
     grounding_ocr: bool = False  # OCR pages without a text layer only to locate a model's answers on them
     page_marker: str = "<!-- page {page} -->"  # between pages in <stem>.md ("" for none)
     annotated_markdown: bool = False  # also write <stem>.annotated.md (routes, flags, agreement, grounding)
+    batch: str = "off"  # "on": the planned route's requests go in Mistral batch jobs (pipeline/batchmode.py)
     review_dpi: int = 200  # full-resolution page images for the report's viewer (0: none)
     prices: dict[str, Any] = field(default_factory=dict)  # extra USD per 1M tokens: {model: {input, output}}
     page_timeout: float = 60.0  # wall-clock seconds for one step of one page, or opening a document
@@ -268,6 +275,10 @@ class RunConfig:
             if value is not None and setting.type is not str:
                 setting.parse(value, setting.flag or setting.path)
         self.prices_table()  # a bad [prices] entry is a usage error now, not mid-run
+        if self.batch not in ("off", "on"):
+            raise UsageError(f"batch must be on or off (got {self.batch!r})")
+        if self.batch == "on" and self.endpoint.profile != "mistral":
+            raise UsageError(f"--batch needs --profile mistral (Mistral's batch jobs); this job uses {self.profile!r}")
         if self.profile == "openai" and not self.endpoint.base_url:
             raise UsageError("profile 'openai' needs --base-url (e.g. http://localhost:8000/v1 for vLLM)")
         self._validate_route()
@@ -290,10 +301,19 @@ class RunConfig:
         return fingerprint(self.public())
 
     def prices_table(self):
-        """The run's own price table: built-in prices plus the job's ``[prices]``."""
+        """The run's own price table: built-in prices plus the job's ``[prices]``; in batch
+        mode the planned route's model at its batch price."""
         from .prices import PriceTable
 
-        return PriceTable.for_job(self.prices)
+        return PriceTable.for_job(self.prices, self.batched_models())
+
+    def batched_models(self) -> list[str]:
+        """The models whose requests go in batch jobs: the planned route's (``--batch``)."""
+        if self.batch != "on" or self.endpoint.profile != "mistral":
+            return []
+        from .profiles import get_profile
+
+        return [self.endpoint.vision_model or get_profile("mistral").vision_model]
 
     def check_prices(self) -> None:
         """Prices are never guessed: a budget over a model with no known price is refused."""
@@ -498,6 +518,7 @@ def build_config(*layers: dict[str, Any], password: str | None = None) -> RunCon
             grounding_ocr=_bool(d.get("grounding_ocr", False)),
             page_marker=str(d.get("page_marker", RunConfig.page_marker)),
             annotated_markdown=_bool(d.get("annotated_markdown", False)),
+            batch=str(d.get("batch", RunConfig.batch)),
             review_dpi=int(d.get("review_dpi", RunConfig.review_dpi)),
             prices=dict(d.get("prices", {})),
             page_timeout=float(d.get("page_timeout", RunConfig.page_timeout)),

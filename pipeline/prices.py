@@ -43,6 +43,10 @@ class Price:
 BUILTIN: Mapping[str, Price] = MappingProxyType({
     m: Price(i.input_per_m, i.output_per_m, i.per_page or 0.0, i.per_annotated_page) for m, i in MODELS.items()
     if i.input_per_m is not None and i.output_per_m is not None})
+# The same models' prices in Mistral's batch jobs (about half; pipeline/providers/catalog.py).
+BATCH: Mapping[str, Price] = MappingProxyType({
+    m: Price(i.batch_input_per_m, i.batch_output_per_m) for m, i in MODELS.items()
+    if i.batch_input_per_m is not None and i.batch_output_per_m is not None})
 
 PRICE_HINT = ('give one with --price MODEL=INPUT,OUTPUT (USD per million tokens) or a [prices] table '
               'in the job file: "MODEL" = {input = 1.0, output = 3.0} (a per-page API: '
@@ -78,12 +82,14 @@ class PriceTable:
     prices: Mapping[str, Price] = field(default_factory=lambda: BUILTIN)
 
     @classmethod
-    def for_job(cls, extra: Mapping[str, Any] | None) -> "PriceTable":
-        """The built-in table with the job's prices added (they win)."""
-        if not extra:
+    def for_job(cls, extra: Mapping[str, Any] | None, batched: Iterable[str] = ()) -> "PriceTable":
+        """The built-in table with the job's prices added (they win); the ``batched`` models
+        (those a batch-mode run sends in batch jobs) at their batch prices."""
+        batch = {m: BATCH[m] for m in batched if m in BATCH}
+        if not extra and not batch:
             return cls()
-        merged = dict(BUILTIN)
-        for model, p in extra.items():
+        merged = {**BUILTIN, **batch}
+        for model, p in (extra or {}).items():
             merged[model] = parse_price(p, f"for model {model!r}")
         return cls(MappingProxyType(merged))
 

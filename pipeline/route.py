@@ -28,6 +28,7 @@ from .preflight import PreflightReport, ladder_plan
 from .runcontext import RunContext
 from .units import Unit, units_of
 from .ladder import Accounting, Interrupted, Rung, RungFailed, reason, worst_case_cost
+from .batchmode import BATCH_PENDING, BatchPending
 from .negotiate import OCR_BODY, Asker
 from .records import (
     BUDGET_EXCEEDED, INTERRUPTED, NO_CHART, ROUTE_OCR, ROUTE_TEXT_FALLBACK, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED,
@@ -367,6 +368,14 @@ class Router:
                 continue
             except Interrupted:
                 return hit if hit is not None else self._interrupted_record(doc, number, task, question, scope)
+            except BatchPending as e:  # --batch: the request waits in a batch job (pipeline/batchmode.py)
+                e.claim(document=doc.path, sha256=doc.sha256, page=number, pages=page_list, task=task.kind,
+                        question=question, region=region, cache_key=key)
+                if hit is not None:  # an earlier degraded answer stays until the batch answers
+                    return hit
+                return self._done(None, self._record(
+                    doc, number, task, question, status=STATUS_SKIPPED, error=ErrorInfo(BATCH_PENDING, f"{where}: {e}"),
+                    tried=tried, **acc.fields(), **base), t0)
             ocr_body = result.pop(OCR_BODY, None)
             rec = self._record(doc, number, task, question, status=STATUS_OK, route=rung.route,
                                model=rung.model, provider=rung.spec.profile, tried=tried,

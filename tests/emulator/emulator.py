@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlparse
 
 from pixtract.messages import Usage
 from pixtract.providers.errors import redact_body
-from tests.emulator import model as core
+from tests.emulator import batchjobs, model as core
 from tests.emulator import ocr
 from tests.emulator.faults import HEADER, FaultPlan
 from tests.emulator.skins import ALIASES, CONTEXT, DEFAULT_MODELS, SKINS, Reject, Wire
@@ -60,6 +60,7 @@ DEFAULT_CONFIG = {
     "log_secrets": False,  # keep the body's "key" in the log (never the Authorization header)
     "seed": 0,
     "script": {},  # {model or "*": [answers]} answers: str or {"content", "finish_reason", "tool_calls"}
+    **batchjobs.CONFIG,  # Mistral's batch jobs: processing delay, item failures, expiry (batchjobs.py)
 }
 
 
@@ -164,6 +165,7 @@ class Emulator:
             self._in_flight = 0
             self._window: collections.deque = collections.deque()
             self._rng = random.Random(0)
+            self.batches = batchjobs.BatchService(self)  # Mistral's files and batch jobs
         self.faults.set([])
         self.faults.reseed(0)
         self.responder = None
@@ -322,6 +324,9 @@ def _make_handler(emu: Emulator):
         def do_POST(self):
             self._route("POST")
 
+        def do_DELETE(self):
+            self._route("DELETE")
+
         def _route(self, method: str):
             url = urlparse(self.path)
             path = url.path.rstrip("/")
@@ -386,6 +391,8 @@ def _make_handler(emu: Emulator):
             emu._record(rec, self._answered)
 
         def _api_inner(self, method, skin, rest, raw, rec):
+            if skin.name == "mistral" and batchjobs.handles(rest):
+                return self._batch_api(method, skin, rest, raw)
             if method == "GET" and rest.endswith("/models"):
                 key = skin.key(self.headers, {})
                 if emu.config["api_keys"] is not None and key not in emu.config["api_keys"]:
@@ -438,6 +445,29 @@ def _make_handler(emu: Emulator):
                 return self._respond(skin, wire, model, prompt, fault)
             finally:
                 emu._done()
+
+        def _batch_api(self, method, skin, rest, raw):
+            """Files and batch jobs (tests/emulator/batchjobs.py), behind the same key check."""
+            key = skin.key(self.headers, {})
+            if not key or (emu.config["api_keys"] is not None and key not in emu.config["api_keys"]):
+                raise skin.reject(401, "Unauthorized", outcome="unauthorized")
+            status, body, ctype = batchjobs.route(emu.batches, self, method, rest, raw, skin)
+            slow = float(emu.config["batch_download_s"] or 0) if isinstance(body, bytes) else 0.0
+            if slow <= 0:
+                self._send(status, body, ctype=ctype)
+                return status, "batch_api"
+            self._mark()  # a download that trickles out over batch_download_s seconds
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            step = max(1, len(body) // 20)
+            for i in range(0, len(body), step):
+                self.wfile.write(body[i:i + step])
+                self.wfile.flush()
+                if emu._stop.wait(slow / 20):
+                    break
+            return status, "batch_api_slow"
 
         def _transport_fault(self, skin, wire, fault):
             """Latency, and the faults that end a request before any answer: (status, outcome),
