@@ -311,6 +311,8 @@ class RunConfig:
         """The models whose requests go in batch jobs: the planned route's (``--batch``)."""
         if self.batch != "on" or self.endpoint.profile != "mistral":
             return []
+        if self.route == "ocr":
+            return [self.ocr_model]
         from .profiles import get_profile
 
         return [self.endpoint.vision_model or get_profile("mistral").vision_model]

@@ -45,7 +45,8 @@ BUILTIN: Mapping[str, Price] = MappingProxyType({
     if i.input_per_m is not None and i.output_per_m is not None})
 # The same models' prices in Mistral's batch jobs (about half; pipeline/providers/catalog.py).
 BATCH: Mapping[str, Price] = MappingProxyType({
-    m: Price(i.batch_input_per_m, i.batch_output_per_m) for m, i in MODELS.items()
+    m: Price(i.batch_input_per_m, i.batch_output_per_m, i.batch_per_page or 0.0, i.batch_per_annotated_page)
+    for m, i in MODELS.items()
     if i.batch_input_per_m is not None and i.batch_output_per_m is not None})
 
 PRICE_HINT = ('give one with --price MODEL=INPUT,OUTPUT (USD per million tokens) or a [prices] table '

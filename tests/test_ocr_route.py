@@ -201,3 +201,47 @@ def test_config_show_names_the_ocr_route_and_model(capsys, samples):
     assert main(["config", "show", str(samples / "report.pdf"), "--profile", "mistral", "--route", "ocr"]) == EXIT_OK
     shown = json.loads(capsys.readouterr().out)
     assert shown["route"] == "ocr" and shown["endpoint"]["ocr_model"] == "mistral-ocr-latest"  # the default, named
+
+
+@pytest.mark.timeout(300)
+def test_ocr_pages_in_a_batch_job_at_half_the_page_price(emu, tmp_path, samples):
+    """--route ocr --batch: the night run puts every page in a batch job on /v1/ocr and sends
+    nothing live; the morning run reads the job's OCR answers with their blocks, at $2 per
+    1,000 pages; estimate says the same before anything is sent."""
+    import time
+
+    from pixtract import batch, outcome
+    from pixtract.batchjobs import JobStore
+    from pixtract.config import build_config
+    from pixtract.providers import Endpoint
+    from pixtract.providers.batchapi import TERMINAL, BatchAPI
+
+    def cfg():
+        return build_config({"inputs": [str(samples / "report.pdf")], "out": str(tmp_path / "out"),
+                             "profile": "mistral", "route": "ocr", "batch": "on", "concurrency": 2,
+                             "endpoint": {"base_url": emu.base_url("mistral"), "max_retries": 1}})
+
+    emu.configure(batch_delay=0.2)
+    est = estimate(cfg())
+    assert est["total"]["billed_pages"] == 3 and est["total"]["cost_usd_max"] == pytest.approx(3 * 0.002)
+    night = batch.run(cfg(), report=False)
+    assert night["outcome"] == outcome.PENDING and ocr_requests(emu) == []  # nothing read live
+    [entry] = JobStore(str(tmp_path / "out")).jobs()
+    api = BatchAPI(Endpoint(profile="mistral", base_url=emu.base_url("mistral"), api_key=FAKE_KEY))
+    try:
+        job = api.get_job(entry.job_id)
+        assert job["endpoint"] == "/v1/ocr" and job["model"] == OCR
+        deadline = time.monotonic() + 60
+        while job["status"] not in TERMINAL and time.monotonic() < deadline:
+            time.sleep(0.1)
+            job = api.get_job(entry.job_id)
+    finally:
+        api.close()
+    morning = batch.run(cfg(), report=False)
+    assert morning["outcome"] == outcome.COMPLETE, morning["headline"]
+    recs = read_results(str(tmp_path / "out"))
+    assert [r.route for r in recs] == ["ocr"] * 3 and ocr_requests(emu) == []
+    assert all(r.cost_usd == pytest.approx(0.002) and r.grounding["words"] == "ocr-endpoint" for r in recs)
+    assert missing_words(recs[1].answer, ["Region", "Total"]) == []
+    items = [r for r in emu.requests if r["method"] == "BATCH"]
+    assert len(items) == 3 and all(r["pages_billed"] == 1 for r in items)

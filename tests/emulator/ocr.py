@@ -78,16 +78,27 @@ def serve(handler, emu, skin, raw: bytes, rec: dict) -> tuple[int, str]:
         if early is not None:
             return early
         kind = (fault or {}).get("fault")
-        pages, size = read_document(skin, body)
-        if kind == "empty_content":
-            for p in pages:
-                p.blocks = []
-        answer = response(body, model, pages, size)
-        rec.update(prompt_tokens=0, pages_billed=len(pages), annotated="document_annotation_format" in body
-                   and body["document_annotation_format"] is not None)
+        answer = answer_body(skin, body, model, empty=kind == "empty_content")
+        rec.update(billing(body, answer))
         return handler._send_answer(json.dumps(answer).encode(), kind)
     finally:
         emu._done()
+
+
+def answer_body(skin, body: dict, model: str, empty: bool = False) -> dict:
+    """The OCRResponse for a checked request (Reject for a document that cannot be read);
+    ``empty``: every page read as blank (the ``empty_content`` fault)."""
+    pages, size = read_document(skin, body)
+    if empty:
+        for p in pages:
+            p.blocks = []
+    return response(body, model, pages, size)
+
+
+def billing(body: dict, answer: dict) -> dict:
+    """What the request log keeps of an answered OCR request: pages billed, annotated or not."""
+    return {"prompt_tokens": 0, "pages_billed": answer["usage_info"]["pages_processed"],
+            "annotated": body.get("document_annotation_format") is not None}
 
 
 def check(skin, body: dict) -> None:
