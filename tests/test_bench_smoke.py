@@ -97,7 +97,7 @@ def test_cost_benchmark(work):
 def test_ocr_route_cost_benchmark(work):
     import bench_ocr_route
 
-    res = bench_ocr_route.run(pages=2, results_dir=work / "results", work=work)
+    res = bench_ocr_route.run(pages=2, results_dir=work / "results", work=work, library=True)
     pixtral, ocr = res["rows"]
     assert pixtral["by_route"] == {"vision": 2} and ocr["by_route"] == {"ocr": 2}
     assert ocr["usd_per_1000_pages"] == pytest.approx(4.0) and ocr["input_tokens"] == 0
