@@ -61,8 +61,14 @@ def dollars(pages: int) -> dict:
     return row
 
 
-def wall_clock(pages: int, delay: float, work: Path) -> dict:
-    """Submit, wait for the emulated job, collect: seconds for each, and what the emulator billed."""
+_LIBRARY_RUN = ("import sys, pixtract; a = sys.argv; r = pixtract.run(a[1], out=a[2], profile='mistral', batch='on', "
+                "review_dpi=0, endpoint={'base_url': a[3]}); sys.exit(r.exit_code)")
+
+
+def wall_clock(pages: int, delay: float, work: Path, library: bool = False) -> dict:
+    """Submit, wait for the emulated job, collect: seconds for each, and what the emulator billed.
+    ``library``: both runs through ``pixtract.run`` (the same engine without Prefect; the smoke
+    test's quick form), not ``pixtract run``."""
     from pixtract.prices import PriceTable
     from pixtract.providers import Endpoint
     from pixtract.providers.batchapi import TERMINAL, BatchAPI
@@ -74,6 +80,8 @@ def wall_clock(pages: int, delay: float, work: Path) -> dict:
     with EmulatorProcess(batch_delay=delay) as emu:
         cmd = [PY, "-m", "pixtract.flows.cli", "run", str(pdf), "--out", str(out), "--profile", "mistral",
                "--base-url", emu.base_url("mistral"), "--batch", "--no-progress", "--review-dpi", "0"]
+        if library:
+            cmd = [PY, "-c", _LIBRARY_RUN, str(pdf), str(out), emu.base_url("mistral")]
         env = _quiet_env(PREFECT_HOME=prefect_home(work), MISTRAL_API_KEY=FAKE_KEY)
         t0 = time.perf_counter()
         night = run_measured(cmd, env=env, timeout=1800, stdout_path=work / "batch-night.log")
@@ -110,13 +118,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--sample", type=int, default=50, help="pages sampled for the dollar figures")
     ap.add_argument("--delay", type=float, default=10.0, help="the emulated job's processing delay (s)")
     ap.add_argument("--results", type=Path, default=None)
+    ap.add_argument("--library", action="store_true", help="run through pixtract.run, without Prefect (quick)")
     a = ap.parse_args(argv)
     work = Path(common.WORK)
     work.mkdir(parents=True, exist_ok=True)
     cost = dollars(a.sample)
     log(f"transcribe, $ per 1,000 pages ({a.sample} pages sampled): live ${cost['live_usd_per_1000']:.2f}, "
         f"batch ${cost['batch_usd_per_1000']:.2f}")
-    clock = wall_clock(a.pages, a.delay, work)
+    clock = wall_clock(a.pages, a.delay, work, a.library)
     log(f"{a.pages} pages, job delay {a.delay:g} s: submitted in {clock['submit_s']} s, job done at "
         f"{clock['job_done_s']} s, collected at {clock['collected_s']} s (collect run {clock['collect_run_s']} s); "
         f"{clock['items_billed']} distinct items billed once (${clock['billed_batch_usd_total']:.2f} in all); "

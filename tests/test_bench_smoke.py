@@ -109,7 +109,8 @@ def test_batch_benchmark(work):
     """Submit and collect a tiny batch through the emulator; the batch price is half the live one."""
     import bench_batch
 
-    res = bench_batch.main(["--pages", "6", "--sample", "2", "--delay", "0.5", "--results", str(work / "results")])
+    res = bench_batch.main(["--pages", "6", "--sample", "2", "--delay", "0.5", "--library",
+                            "--results", str(work / "results")])
     cost, clock = res["dollars"], res["wall_clock"]
     assert cost["batch_usd_per_1000"] == pytest.approx(cost["live_usd_per_1000"] / 2, rel=1e-3)
     assert clock["items_billed"] == 6 and clock["collected_s"] >= clock["job_done_s"] >= clock["submit_s"] > 0
