@@ -91,7 +91,7 @@ def _add_config_flags(p: argparse.ArgumentParser, with_out: bool = True) -> None
     if with_out:
         _add_setting(p, "--out")
     g = p.add_argument_group("model endpoint")
-    for flag in ("--profile", "--base-url", "--vision-model", "--text-model"):
+    for flag in ("--profile", "--base-url", "--vision-model", "--text-model", "--route", "--ocr-model"):
         _add_setting(g, flag)
     g.add_argument("--alt-profile", choices=PROFILES, help="second vision endpoint, tried when the first fails")
     g.add_argument("--alt-base-url", help="base URL of the second vision endpoint")
@@ -541,6 +541,8 @@ def effective_config(cfg) -> dict:
         d[name]["api_key_from"] = f"Prefect Secret block {spec.api_key_secret!r}" if spec.api_key_secret else var
         for k in ("base_url", "vision_model", "text_model"):
             d[name][k] = d[name][k] or getattr(prof, k)
+    if cfg.route == "ocr":
+        d["endpoint"]["ocr_model"] = cfg.ocr_model
     return d
 
 
@@ -560,10 +562,13 @@ def report(summary: dict, out: str, quiet: bool = False) -> int:
           + (f", {summary['blank']} blank" if summary.get("blank") else ""))
     usage, paid = summary.get("usage", {}), summary.get("usage_paid", {})
     if usage.get("input_tokens") or summary.get("cost_usd"):
+        def pages(u):
+            return f", OCR pages {u['pages']:,}" if u.get("pages") else ""
+
         print(f"pixtract: this run paid ${summary.get('paid_usd', 0):.4f} (tokens in "
-              f"{paid.get('input_tokens', 0):,}, out {paid.get('output_tokens', 0):,}); the outputs cost "
+              f"{paid.get('input_tokens', 0):,}, out {paid.get('output_tokens', 0):,}{pages(paid)}); the outputs cost "
               f"${summary.get('cost_usd', 0):.4f} in all (tokens in {usage.get('input_tokens', 0):,}, "
-              f"out {usage.get('output_tokens', 0):,})")
+              f"out {usage.get('output_tokens', 0):,}{pages(usage)})")
     ledger = summary.get("ledger")
     if ledger:
         print(format_ledger(ledger))

@@ -43,6 +43,7 @@ from .prices import BUILTIN, PriceTable
 from .providers.errors import ProviderError
 
 log = logging.getLogger("pixtract.batch")
+OCR_ENDPOINT = "/v1/ocr"  # a batch job of the OCR route (BatchJobIn.endpoint)
 
 
 class BatchPending(PixtractError):
@@ -83,8 +84,11 @@ class BatchRound:
     requests of this run. Thread-safe (the page threads ask it)."""
 
     def __init__(self, api, store: JobStore, model: str, *, timeout_hours: int = 24,
-                 prices: PriceTable | None = None) -> None:
+                 prices: PriceTable | None = None, ocr: bool = False) -> None:
+        """``ocr``: the planned route is the OCR endpoint's (``--route ocr``): the jobs run on
+        /v1/ocr and their answers are read as OCR answers."""
         self.api, self.store, self.model = api, store, model
+        self.ocr = ocr
         self.timeout_hours = timeout_hours
         self.prices = prices or PriceTable.for_job(None, [model])
         self.batch_price = self.prices.get(model)
@@ -124,7 +128,8 @@ class BatchRound:
         found = [j for j in self.api.list_jobs(model=entry.model)
                  if (j.get("metadata") or {}).get("pixtract_job") == entry.name]
         job = found[0] if found else self.api.create_job(
-            [entry.input_file], entry.model, metadata={"pixtract_job": entry.name}, timeout_hours=self.timeout_hours)
+            [entry.input_file], entry.model, metadata={"pixtract_job": entry.name}, timeout_hours=self.timeout_hours,
+            **({"endpoint": OCR_ENDPOINT} if self.ocr else {}))
         entry = self.store.update(entry.name, state=SUBMITTED, job_id=job["id"], status=job["status"],
                                   counts=_counts(job))
         self.store.drop_input(entry.name)  # the vendor holds it now; page images need not stay on disk twice
@@ -204,7 +209,7 @@ class BatchRound:
     def _from_batch(self, body: dict) -> ChatResponse:
         from .providers.registry import ADAPTERS
 
-        resp = ADAPTERS["mistral"](None).parse_response(body, {})
+        resp = ADAPTERS["mistral-ocr" if self.ocr else "mistral"](None).parse_response(body, {})
         if self.batch_price is not None:
             resp.usage.cost_usd = self.batch_price.cost(resp.usage)
         resp.attempts = 1
@@ -302,7 +307,9 @@ def open_round(cfg, api=None) -> BatchRound:
     if cfg.endpoint.profile != "mistral":
         raise UsageError(f"--batch needs --profile mistral (Mistral's batch jobs); this job uses {cfg.profile!r}")
     ep = cfg.endpoint.endpoint(cfg.concurrency).resolved()
-    round_ = BatchRound(api or BatchAPI(ep), JobStore.for_run(cfg), ep.vision_model, prices=cfg.prices_table())
+    ocr = cfg.route == "ocr"
+    round_ = BatchRound(api or BatchAPI(ep), JobStore.for_run(cfg), cfg.ocr_model if ocr else ep.vision_model,
+                        prices=cfg.prices_table(), ocr=ocr)
     try:
         round_.refresh()
     except ProviderError as e:  # going on blind would submit again what a job already holds

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import answers, grounding, local, request_plan
 from .cache import AnswerCache, cache_key
-from .config import EndpointSpec, RunConfig, TaskSpec
+from .config import OCR_TASKS, EndpointSpec, RunConfig, TaskSpec
 from .errors import InputError, OCRError
 from .guards import BudgetExceeded
 from .messages import ChatRequest, ChatResponse, Usage
@@ -29,9 +29,9 @@ from .runcontext import RunContext
 from .units import Unit, units_of
 from .ladder import Accounting, Interrupted, Rung, RungFailed, reason, worst_case_cost
 from .batchmode import BATCH_PENDING, BatchPending
-from .negotiate import Asker
+from .negotiate import OCR_BODY, Asker
 from .records import (
-    BUDGET_EXCEEDED, INTERRUPTED, NO_CHART, ROUTE_TEXT_FALLBACK, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED,
+    BUDGET_EXCEEDED, INTERRUPTED, NO_CHART, ROUTE_OCR, ROUTE_TEXT_FALLBACK, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED,
     Document, ErrorInfo, Page, Record,
 )
 from .render import render_page
@@ -84,19 +84,21 @@ class Router:
         self._claimed: set[tuple] = set()  # (path, page) the flow has taken: never prefetched again
 
     # -- set-up ---------------------------------------------------------------------------
-    def _client_for(self, spec: EndpointSpec):
+    def _client_for(self, spec: EndpointSpec, dialect: str | None = None):
         from .providers import make_client
 
-        return (self._make_client or make_client)(spec.endpoint(self.cfg.concurrency))
+        extra = {"dialect": dialect} if dialect else {}  # the OCR rung: Mistral's /v1/ocr on the same endpoint
+        return (self._make_client or make_client)(spec.endpoint(self.cfg.concurrency, **extra))
 
     def _build_rungs(self) -> list[Rung]:
         """The ladder: the remote rungs ``preflight.ladder_plan`` plans (one client per endpoint),
         then the local engine. The first rung is every unit's planned route."""
         rungs, clients = [], {}
         for plan in ladder_plan(self.cfg):
-            if id(plan.spec) not in clients:
-                clients[id(plan.spec)] = self._client_for(plan.spec)
-            rungs.append(Rung(plan.route, plan.spec, plan.model, clients[id(plan.spec)]))
+            key = (id(plan.spec), plan.dialect)
+            if key not in clients:
+                clients[key] = self._client_for(plan.spec, plan.dialect)
+            rungs.append(Rung(plan.route, plan.spec, plan.model, clients[key]))
         rungs.append(Rung("local", model=self.cfg.ocr.key()))  # OCR settings change local answers
         return rungs
 
@@ -116,6 +118,8 @@ class Router:
     def _applies(self, rung: Rung, task: TaskSpec) -> bool:
         if rung.route == "local":
             return task.kind == "transcribe" and self.cfg.local_fallback
+        if rung.route == ROUTE_OCR:
+            return task.kind in OCR_TASKS and task.scope == "page"
         return True
 
     def close(self, wait: bool = True) -> None:
@@ -216,6 +220,7 @@ class Router:
             self._words_seen(page, words)
             return [self._blank_record(doc, page, t, q) for t in page_tasks for q in t.units()]
         page, turn = self._upright(page)
+        words.turn = turn  # OCR boxes are read on the turned image (pipeline/grounding.py ground_ocr)
         out = []
         ocr_text = _Lazy(lambda: self._ocr_text(page, words))
         for task in page_tasks:
@@ -371,12 +376,16 @@ class Router:
                 return self._done(None, self._record(
                     doc, number, task, question, status=STATUS_SKIPPED, error=ErrorInfo(BATCH_PENDING, f"{where}: {e}"),
                     tried=tried, **acc.fields(), **base), t0)
+            ocr_body = result.pop(OCR_BODY, None)
             rec = self._record(doc, number, task, question, status=STATUS_OK, route=rung.route,
                                model=rung.model, provider=rung.spec.profile, tried=tried,
                                fallback_reason=reason(tried), **acc.fields(), **base, **result)
             if use_images and pages[0].has_text_layer and task.kind in ("transcribe", "ask"):
                 rec.agreement, rec.flags = answers.cross_check(rec.answer or "", "\n".join(p.text for p in pages))
-            self._ground(rec, words, region_box)
+            if ocr_body is not None:
+                rec.grounding = self._ocr_grounding(ocr_body, pages[0], words)
+            if rec.grounding is None:
+                self._ground(rec, words, region_box)
             return self._done(key, self._ranked(rec, rung), t0)
         if hit is not None:
             return self._kept(key, hit, tried, acc, t0)
@@ -451,6 +460,17 @@ class Router:
         except Exception as e:  # noqa: BLE001 - an answer that cannot be located is still an answer
             rec.grounding = {"located": 0, "total": 0, "share": None, "words": "none", "items": [],
                              "error": f"{type(e).__name__}: {e}"[:300]}
+
+    @staticmethod
+    def _ocr_grounding(body: dict, page: Page, words: "_Words | None") -> dict | None:
+        """The OCR endpoint's blocks as the answer's grounding, in the page's coordinates."""
+        from .pagewords import page_frame
+
+        turn = getattr(words, "turn", 0)
+        width, height, unit, _ = page_frame(page)
+        if page.words is None and turn in (90, 270):
+            width, height = height, width  # an image's frame is its pixels: those of the page before it was turned
+        return grounding.ground_ocr(body, page.number, (width, height, unit), turn)
 
     def _local(self, doc, page, plan, task, tried, acc, base, words=None) -> Record | None:
         try:
@@ -528,6 +548,7 @@ class _Words:
 
     def __init__(self, router: "Router", pages: list[Page]) -> None:
         self.router, self.pages = router, pages
+        self.turn = 0  # degrees the page was turned before a model saw it (page scope)
         force = router.cfg.ocr.force
         self.found: dict[int, Any] = {p.number: p.words if p.has_text_layer and not force else None for p in pages}
 

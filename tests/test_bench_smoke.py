@@ -94,6 +94,17 @@ def test_cost_benchmark(work):
     assert label["pixtract_tokens"] < label["zerox_tokens"]
 
 
+def test_ocr_route_cost_benchmark(work):
+    import bench_ocr_route
+
+    res = bench_ocr_route.run(pages=2, results_dir=work / "results", work=work, library=True)
+    pixtral, ocr = res["rows"]
+    assert pixtral["by_route"] == {"vision": 2} and ocr["by_route"] == {"ocr": 2}
+    assert ocr["usd_per_1000_pages"] == pytest.approx(4.0) and ocr["input_tokens"] == 0
+    assert pixtral["usd_per_1000_pages"] > ocr["usd_per_1000_pages"]
+    assert (work / "results" / "ocr_route_cost.json").is_file()
+
+
 def test_batch_benchmark(work):
     """Submit and collect a tiny batch through the emulator; the batch price is half the live one."""
     import bench_batch

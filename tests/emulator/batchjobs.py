@@ -40,7 +40,7 @@ TERMINAL = {"SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED"}
 UPLOAD_FIELDS = {"file", "purpose", "expiry", "visibility"}  # MultiPartBodyParams of POST /v1/files
 PURPOSES = ("fine-tune", "batch", "ocr")  # FilePurpose
 VISIBILITIES = ("workspace", "user")
-ENDPOINTS = ("/v1/chat/completions",)  # the batch endpoints the emulator answers (ApiEndpoint has more)
+ENDPOINTS = ("/v1/chat/completions", "/v1/ocr")  # the batch endpoints the emulator answers (ApiEndpoint has more)
 
 CONFIG = {
     "batch_delay": 0.0,  # seconds from creation to the end of a job's run
@@ -173,7 +173,7 @@ class BatchService:
             raise skin.reject(400, f"endpoint {body['endpoint']} is not served by this emulator in batch jobs")
         model = body.get("model")
         if not model:
-            raise skin.reject(400, "model is required for a batch job on /v1/chat/completions")
+            raise skin.reject(400, f"model is required for a batch job on {body['endpoint']}")
         if ALIASES.get(model, model) in self.emu.config["retired_models"]:
             raise skin.model_gone(model)
         if ALIASES.get(model, model) not in self.emu._models("mistral"):
@@ -308,6 +308,19 @@ class BatchService:
         try:
             body = dict(item["body"])
             body.setdefault("model", job.model)
+            if job.endpoint == "/v1/ocr":  # an OCR item: read and billed per page as live (ocr.py)
+                from tests.emulator import ocr
+
+                ocr.check(skin, body)
+                if body["model"] not in ocr.OCR_MODELS:
+                    raise skin.unknown_model(body["model"])
+                if _fails(cid, self.emu.config["seed"], float(self.cfg("batch_item_failure_rate"))):
+                    raise skin.reject(500, "Internal server error")
+                answer = ocr.answer_body(skin, body, body["model"])
+                rec.update(status=200, outcome="ok", **ocr.billing(body, answer))
+                line.update(response={"status_code": 200, "body": answer}, error=None)
+                self.emu._record(rec, False)
+                return line
             if body.get("stream"):
                 raise skin.reject(400, "stream is not allowed in a batch item")
             skin.schema_check(body)

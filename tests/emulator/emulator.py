@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, urlparse
 from pixtract.messages import Usage
 from pixtract.providers.errors import redact_body
 from tests.emulator import batchjobs, model as core
+from tests.emulator import ocr
 from tests.emulator.faults import HEADER, FaultPlan
 from tests.emulator.skins import ALIASES, CONTEXT, DEFAULT_MODELS, SKINS, Reject, Wire
 from pixtract.tokens import count_text_tokens, estimate_prompt_tokens
@@ -398,6 +399,8 @@ def _make_handler(emu: Emulator):
                     raise skin.reject(401, "Invalid API key", outcome="unauthorized")
                 self._send(200, skin.models(emu._models(skin.name)))
                 return 200, "models"
+            if skin.name == "mistral" and method == "POST" and rest.endswith("/ocr"):
+                return ocr.serve(self, emu, skin, raw, rec)
             if method != "POST" or not (rest.endswith("/chat/completions") or rest.endswith("/messages")
                                         or rest.endswith("/count_tokens")):
                 raise Reject(404, {"message": "no Route matched with those values", "request_id": _rid()},
@@ -422,7 +425,8 @@ def _make_handler(emu: Emulator):
             model = ALIASES.get(wire.model, wire.model)
             if model in emu.config["retired_models"]:
                 raise skin.model_gone(wire.model)
-            if skin.name not in emu.config["accept_any_model"] and model not in emu._models(skin.name):
+            if skin.name not in emu.config["accept_any_model"] and (model not in emu._models(skin.name)
+                                                                   or model in ocr.OCR_MODELS):
                 raise skin.unknown_model(wire.model)
             if emu.config["validate"]:
                 skin.validate(wire)
@@ -465,7 +469,9 @@ def _make_handler(emu: Emulator):
                     break
             return status, "batch_api_slow"
 
-        def _respond(self, skin, wire, model, prompt, fault):
+        def _transport_fault(self, skin, wire, fault):
+            """Latency, and the faults that end a request before any answer: (status, outcome),
+            or None to go on and answer."""
             kind = (fault or {}).get("fault")
             delay = emu._latency() + float((fault or {}).get("seconds", 0) if kind == "slow" else 0)
             if delay > 0 and emu._stop.wait(delay):
@@ -481,6 +487,31 @@ def _make_handler(emu: Emulator):
             if kind and kind.isdigit() or kind in ("model_retired", "context_too_long", "500_empty", "502_html",
                                                    "status_error", "401_echo", "echo"):
                 return self._fault_status(skin, wire, kind, fault)
+            return None
+
+        def _send_answer(self, body: bytes, kind: str | None, headers: dict | None = None):
+            """A whole JSON answer, or the body fault ``kind`` asks for: not JSON, or cut in half."""
+            if kind == "malformed_json":
+                self._send(200, body[: min(len(body) // 3, 60)])
+                return 200, kind
+            if kind in ("truncated_json", "stream_cut"):
+                self._mark()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self._drop()
+                return 200, kind
+            self._send(200, body, headers)
+            return 200, kind or "ok"
+
+        def _respond(self, skin, wire, model, prompt, fault):
+            early = self._transport_fault(skin, wire, fault)
+            if early is not None:
+                return early
+            kind = (fault or {}).get("fault")
             ans = emu.answer(wire, fault)
             completion = count_text_tokens(ans.content, model) + sum(
                 count_text_tokens(tc.name + tc.arguments, model) for tc in ans.tool_calls)
@@ -489,19 +520,7 @@ def _make_handler(emu: Emulator):
                 self._send(200, b'{"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": {')
                 return 200, kind
             if not wire.stream:
-                body = json.dumps(skin.ok(wire, ans, usage)).encode()
-                if kind in ("truncated_json", "stream_cut"):
-                    self._mark()
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body[: len(body) // 2])
-                    self.wfile.flush()
-                    self._drop()
-                    return 200, kind
-                self._send(200, body, skin.ok_headers())
-                return 200, kind or "ok"
+                return self._send_answer(json.dumps(skin.ok(wire, ans, usage)).encode(), kind, skin.ok_headers())
             return self._stream(skin, wire, ans, usage, fault)
 
         def _stream(self, skin, wire, ans, usage, fault):
