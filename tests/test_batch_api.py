@@ -239,3 +239,33 @@ def test_the_client_retries_a_server_error_and_gives_up_on_a_final_one():
     with pytest.raises(ProviderError) as info:
         api.get_job("nope")
     assert info.value.status == 404 and len(calls) == 3  # final: not retried
+
+
+def test_faults_on_the_files_and_batch_routes_are_retried_where_that_is_safe(emu):
+    """The emulator's chat faults reach the files and batch routes (rules naming them); a refused
+    or dropped read is retried, a refused POST too (the server did nothing), but a POST whose
+    connection broke after it was sent is not: it may have started a job that bills its items."""
+    emu.reset()
+    api = api_for(emu, policy=RetryPolicy(max_retries=3, backoff_base=0.01), sleep=lambda s: None)
+
+    def calls(path_end):
+        return [r for r in emu.requests if r["path"].split("?")[0].endswith(path_end)]
+
+    emu.inject("503", count=2, model="files")
+    up = upload_lines(api, 2)
+    assert len(calls("/files")) == 3 and up["num_lines"] == 2  # two refusals, then stored once
+    emu.inject("drop", count=1, model="batch")
+    with pytest.raises(ProviderError) as info:
+        api.create_job([up["id"]], MODEL)
+    assert info.value.type == "connection" and len(calls("/batch/jobs")) == 1  # not sent again
+    emu.inject("429", count=1, model="batch", retry_after=0.01)
+    job = api.create_job([up["id"]], MODEL)
+    assert len(calls("/batch/jobs")) == 3
+    emu.inject("drop", count=1, model="batch")
+    assert api.get_job(job["id"])["id"] == job["id"]  # a read is safe to send again
+    assert len(calls(f"/batch/jobs/{job['id']}")) == 2
+    emu.inject("echo", count=1, model="files", status=400)
+    with pytest.raises(ProviderError) as info:
+        api.retrieve_file(up["id"])
+    assert FAKE_KEY not in str(info.value) + repr(info.value)
+    emu.reset()

@@ -122,8 +122,12 @@ class BatchAPI:
             except httpx.TimeoutException as e:
                 error: ProviderError = TimeoutError_(f"{method} {path} timed out ({type(e).__name__})",
                                                      provider=self.adapter.name)
+                if _may_have_acted(method, e):
+                    raise error from None
             except httpx.TransportError as e:
                 error = ConnectionFailed(f"{method} {path} failed ({type(e).__name__})", provider=self.adapter.name)
+                if _may_have_acted(method, e):
+                    raise error from None
             except ProviderError as e:
                 error = e
             delay = state.next_delay(error)
@@ -131,6 +135,14 @@ class BatchAPI:
                 raise error
             log.info("retrying %s %s in %.2fs (attempt %d): %s", method, path, delay, state.attempts, error)
             self.sleep(delay)
+
+
+def _may_have_acted(method: str, error: httpx.TransportError) -> bool:
+    """A POST (an upload, a new job, a cancel) whose connection broke after it was sent may have
+    been carried out: sending it again could upload twice or start a second job that bills the
+    same items again. Such a step is not retried here; the job store looks the file up by name
+    and the job by its metadata before it repeats a step (pipeline/batchjobs.py)."""
+    return method == "POST" and not isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout))
 
 
 def job_request(input_files: list[str], model: str, *, endpoint: str = CHAT_ENDPOINT,

@@ -25,6 +25,7 @@ import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from typing import Callable
 from urllib.parse import parse_qs, urlparse
 
@@ -447,10 +448,20 @@ def _make_handler(emu: Emulator):
                 emu._done()
 
         def _batch_api(self, method, skin, rest, raw):
-            """Files and batch jobs (tests/emulator/batchjobs.py), behind the same key check."""
+            """Files and batch jobs (tests/emulator/batchjobs.py), behind the same key check, with
+            the chat faults that can happen to any request (status, drop, timeout, latency), for rules
+            that name ``model="files"`` or ``model="batch"`` (or the fault header)."""
             key = skin.key(self.headers, {})
             if not key or (emu.config["api_keys"] is not None and key not in emu.config["api_keys"]):
                 raise skin.reject(401, "Unauthorized", outcome="unauthorized")
+            target = "files" if rest.startswith("/files") else "batch"
+            fault = emu.faults.pick(skin.name, target, self.headers.get(HEADER), named_only=True)
+            if fault and fault.get("fault") not in ("model_retired", "context_too_long", "status_error", "slow",
+                                                    "empty_content", "length"):
+                wire = SimpleNamespace(model=target, key=key, raw=raw)
+                done = self._transport_fault(skin, wire, fault)
+                if done is not None:
+                    return done
             status, body, ctype = batchjobs.route(emu.batches, self, method, rest, raw, skin)
             slow = float(emu.config["batch_download_s"] or 0) if isinstance(body, bytes) else 0.0
             if slow <= 0:
