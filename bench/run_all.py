@@ -37,6 +37,7 @@ STEPS = {
     "overhead": ["bench_overhead.py"],
     "startup": ["bench_startup.py"],
     "grounding": ["bench_grounding.py"],
+    "batch": ["bench_batch.py"],
 }
 QUICK = {
     "render": ["--pages", "20", "--no-fixtures"],
@@ -46,6 +47,7 @@ QUICK = {
     "overhead": ["--component-pages", "20"],
     "startup": ["--runs", "1", "--no-kill"],
     "grounding": ["--nda-docs", "3", "--icdar-docs", "2", "--report-pages", "200"],
+    "batch": ["--pages", "20", "--sample", "5", "--delay", "1"],
 }
 
 

@@ -66,7 +66,7 @@ def extract_batch(config: dict[str, Any]):
 
 def flow_state(summary: dict[str, Any]):
     """The flow run's final state for a run's outcome, so that whoever watches the Prefect UI
-    sees it: Completed; Completed named "Degraded"; Failed ("Incomplete"); Cancelled
+    sees it: Completed; Completed named "Degraded" or "Batch pending"; Failed ("Incomplete"); Cancelled
     ("Interrupted"). The message is the summary's first line; the data is the summary."""
     from prefect.states import Cancelled, Completed, Failed
 
@@ -75,6 +75,8 @@ def flow_state(summary: dict[str, Any]):
         return Completed(data=summary, message=message)
     if outcome == "degraded":
         return Completed(data=summary, message=message, name="Degraded")
+    if outcome == "pending":  # the flow run did its part: the batch job is submitted; a later run collects
+        return Completed(data=summary, message=message, name="Batch pending")
     if outcome == "interrupted":
         return Cancelled(data=summary, message=message, name="Interrupted")
     return Failed(data=summary, message=message, name="Incomplete")

@@ -1,7 +1,8 @@
 """The ``pixtract`` command.
 
 Exit codes of ``run`` (pipeline/outcome.py): 0 complete (every page answered on the planned
-route); 3 degraded (all answered, some by a fallback); 1 incomplete (some pages failed or were
+route); 3 degraded (all answered, some by a fallback); 4 pending (--batch: some pages wait in a
+batch job, nothing failed); 1 incomplete (some pages failed or were
 skipped, or the ledger found a gap); 2 nothing done (bad usage or configuration, a refused key,
 an unreachable endpoint, no documents); 130 / 143 interrupted by SIGINT / SIGTERM.
 """
@@ -25,6 +26,7 @@ EXIT_CODES_HELP = """exit codes:
   0    complete: every page answered on the planned route (or truly blank / without a chart)
   3    degraded: every page answered, some by a fallback (records say why; a rerun retries them)
   1    incomplete: some pages failed or were skipped (budget, errors), or the ledger found a gap
+  4    pending (--batch): nothing failed, some pages wait in a batch job; run the same command later
   2    nothing done: bad usage or configuration, a refused key, an unreachable endpoint, no documents
   130  interrupted by Ctrl-C (SIGINT); 143 by SIGTERM: what was done is written, a rerun resumes
 """
@@ -76,8 +78,9 @@ def _add_setting(group, flag: str) -> None:
     from pixtract.config import SETTING_BY_FLAG
 
     setting = SETTING_BY_FLAG[flag]
+    optional = {"nargs": "?", "const": setting.const} if setting.const is not None else {}
     group.add_argument(flag, type=_setting(flag) if setting.type is not str else None, metavar=setting.metavar,
-                       choices=setting.choices, help=setting.help_text())
+                       choices=setting.choices, help=setting.help_text(), **optional)
 
 
 def _add_config_flags(p: argparse.ArgumentParser, with_out: bool = True) -> None:
@@ -88,7 +91,7 @@ def _add_config_flags(p: argparse.ArgumentParser, with_out: bool = True) -> None
     if with_out:
         _add_setting(p, "--out")
     g = p.add_argument_group("model endpoint")
-    for flag in ("--profile", "--base-url", "--vision-model", "--text-model"):
+    for flag in ("--profile", "--base-url", "--vision-model", "--text-model", "--route", "--ocr-model"):
         _add_setting(g, flag)
     g.add_argument("--alt-profile", choices=PROFILES, help="second vision endpoint, tried when the first fails")
     g.add_argument("--alt-base-url", help="base URL of the second vision endpoint")
@@ -123,6 +126,7 @@ def _add_config_flags(p: argparse.ArgumentParser, with_out: bool = True) -> None
                    help="OCR pages without a text layer to locate a model's answers on them (one OCR per such page)")
     c = p.add_argument_group("cost and resume")
     _add_setting(c, "--budget-usd")
+    _add_setting(c, "--batch")
     c.add_argument("--no-cache", action="store_true", help="ignore cached answers and ask afresh")
     _add_setting(c, "--cache-dir")
     c.add_argument("--price", action="append", metavar="MODEL=IN,OUT",
@@ -539,6 +543,8 @@ def effective_config(cfg) -> dict:
         d[name]["api_key_from"] = f"Prefect Secret block {spec.api_key_secret!r}" if spec.api_key_secret else var
         for k in ("base_url", "vision_model", "text_model"):
             d[name][k] = d[name][k] or getattr(prof, k)
+    if cfg.route == "ocr":
+        d["endpoint"]["ocr_model"] = cfg.ocr_model
     return d
 
 
@@ -558,10 +564,13 @@ def report(summary: dict, out: str, quiet: bool = False) -> int:
           + (f", {summary['blank']} blank" if summary.get("blank") else ""))
     usage, paid = summary.get("usage", {}), summary.get("usage_paid", {})
     if usage.get("input_tokens") or summary.get("cost_usd"):
+        def pages(u):
+            return f", OCR pages {u['pages']:,}" if u.get("pages") else ""
+
         print(f"pixtract: this run paid ${summary.get('paid_usd', 0):.4f} (tokens in "
-              f"{paid.get('input_tokens', 0):,}, out {paid.get('output_tokens', 0):,}); the outputs cost "
+              f"{paid.get('input_tokens', 0):,}, out {paid.get('output_tokens', 0):,}{pages(paid)}); the outputs cost "
               f"${summary.get('cost_usd', 0):.4f} in all (tokens in {usage.get('input_tokens', 0):,}, "
-              f"out {usage.get('output_tokens', 0):,})")
+              f"out {usage.get('output_tokens', 0):,}{pages(usage)})")
     ledger = summary.get("ledger")
     if ledger:
         print(format_ledger(ledger))
@@ -721,9 +730,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)  # exits 2 on bad usage
     handlers = {"run": cmd_run, "estimate": cmd_estimate, "models": cmd_models, "report": cmd_report,
                 "docling": cmd_docling, "doctor": cmd_doctor, "config": cmd_config, "server": cmd_server}
-    if args.command in handlers:
-        return handlers[args.command](args)
-    return args.handler(args)  # commands added by pixtract.flows.schedule
+    handler = handlers.get(args.command, getattr(args, "handler", None))  # schedule's commands bring their own
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        # Ctrl-C before a run has installed its own handler (while Prefect imports or a server
+        # starts): one line, not a traceback. A run in progress handles Ctrl-C itself.
+        print("pixtract: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

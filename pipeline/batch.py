@@ -31,7 +31,7 @@ from typing import Any
 from . import mupdf
 from .config import RunConfig, TaskSpec
 from .discover import DiscoveryFailure, discover
-from .errors import InputError, UsageError
+from .errors import InputError, PixtractError, UsageError
 from .ledger import format_ledger
 from .manifest import build_manifest
 from .outputs import OutputWriter
@@ -170,6 +170,9 @@ def _run(cfg: RunConfig, submit_pages, submit_document, control: RunControl,
     router.close(wait=not stopped)
     if not stopped:  # a stopped run stops them once its outputs are written (below)
         stop_workers()
+    batch_jobs = _submit_batch(router, log)
+    if batch_jobs is not None:
+        extra = {**extra, "batch": batch_jobs}
     summary = writer.summary(interrupted=(control.signal or "stop") if stopped else None)
     finished = dt.datetime.now(dt.timezone.utc)
     ledger = summary["ledger"]
@@ -190,6 +193,26 @@ def _run(cfg: RunConfig, submit_pages, submit_document, control: RunControl,
     log.info("%s", format_ledger(ledger))
     log.info("wrote %d records for %d inputs to %s", summary["records"], len(writer.documents), cfg.out)
     return summary
+
+
+def _submit_batch(router, log) -> dict[str, Any] | None:
+    """Batch mode: this run's new requests go in a batch job (stored first, then uploaded); the
+    manifest's ``batch`` says what every job of the folder holds. None for a live run. A failed
+    upload leaves the job stored as planned: the next run uploads it."""
+    batch = getattr(router, "batch", None)
+    if batch is None:
+        return None
+    problem = None
+    try:
+        for entry in batch.submit():
+            log.info("batch job %s: %d requests submitted; run the same command later to collect them",
+                     entry.job_id, entry.items)
+    except PixtractError as e:
+        problem = f"the new batch job is stored but not submitted ({e}); the next run submits it"
+        log.warning("%s", problem)
+    finally:
+        batch.close()
+    return {**batch.summary(), "problem": problem}
 
 
 def _ready(cfg: RunConfig, router, control: RunControl, listener, log) -> list[str]:

@@ -23,6 +23,10 @@ LOCAL_TASKS = ("transcribe",)
 PROFILES = ("local", "mistral", "openrouter", "modelslab", "modelslab-anthropic", "openai")
 DEFAULT_PROFILE = "local"
 SCOPES = ("page", "document")
+# The planned route of a remote job: a vision model reads each page image (the default), or
+# Mistral's OCR endpoint does (per-page price, blocks with boxes), the ladder below it as usual.
+ROUTES = ("vision", "ocr")
+OCR_TASKS = ("transcribe", "extract")  # what /v1/ocr answers: Markdown, or a document annotation
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class Setting:
     metavar: str | None = None
     choices: tuple[str, ...] | None = None  # offered by the flag (the config's own checks enforce them)
     folder: bool = False  # a path: in a job file, relative to the job file's folder
+    const: str | None = None  # the flag's value when given bare (``--batch`` means ``--batch on``)
 
     @property
     def default(self) -> Any:
@@ -83,6 +88,11 @@ SETTINGS = [
             help="vision model ID (default: the profile's Pixtral Large 2411 ID)"),
     Setting("endpoint.text_model", "--text-model", "PIXTRACT_TEXT_MODEL", str,
             help="text model ID for the text fallback (default: the profile's Mistral Large 2411 ID)"),
+    Setting("route", "--route", "PIXTRACT_ROUTE", str, choices=ROUTES,
+            help="the planned route (default {default}): vision, or ocr (Mistral's /v1/ocr, per-page price, "
+                 "--profile mistral; transcribe and extract per page), the fallback ladder below it"),
+    Setting("endpoint.ocr_model", "--ocr-model", "PIXTRACT_OCR_MODEL", str,
+            help="OCR model ID for --route ocr (default: mistral-ocr-latest)"),
     Setting("endpoint.timeout", "--timeout", "PIXTRACT_TIMEOUT", float, 0.001, metavar="S",
             help="seconds per request (default {default})"),
     Setting("endpoint.max_retries", "--max-retries", "PIXTRACT_MAX_RETRIES", int, 0, metavar="N",
@@ -114,6 +124,11 @@ SETTINGS = [
                  "at most 3200 px; about 45 ms of CPU and 260 KB of disk a page); 0: none, the viewer "
                  "shows the model's 1024-px image"),
     # outputs: the marker between pages in <stem>.md
+    # Mistral's batch jobs (pipeline/batchmode.py): submit now at the batch price, collect on the next run
+    Setting("batch", "--batch", "PIXTRACT_BATCH", str, choices=("off", "on"), const="on", metavar="on|off",
+            help="send the planned route's requests in a Mistral batch job at about half the price "
+                 "(--profile mistral); the run ends PENDING, and the same command run later collects "
+                 "the answers (default {default})"),
     Setting("page_marker", "--page-marker", "PIXTRACT_PAGE_MARKER", str, metavar="TEXT",
             help="line between pages in <stem>.md; {page} is the page number (default '<!-- page {page} -->', "
                  "'' for none)"),
@@ -132,6 +147,7 @@ class EndpointSpec:
     base_url: str | None = None
     vision_model: str | None = None
     text_model: str | None = None
+    ocr_model: str | None = None  # --route ocr (default: the catalogue's OCR_MODEL)
     timeout: float = 120.0
     max_retries: int = 4
     backoff_base: float = 0.5  # seconds; retries wait base * 2^n with jitter (or Retry-After)
@@ -191,6 +207,7 @@ class RunConfig:
     inputs: list[str]
     out: str
     profile: str = DEFAULT_PROFILE
+    route: str = "vision"  # the planned route: "vision" or "ocr" (ROUTES)
     tasks: list[TaskSpec] = field(default_factory=lambda: [TaskSpec()])
     endpoint: EndpointSpec = field(default_factory=EndpointSpec)
     vision_alt: EndpointSpec | None = None  # second vision endpoint (ladder rung 2)
@@ -210,6 +227,7 @@ class RunConfig:
     grounding_ocr: bool = False  # OCR pages without a text layer only to locate a model's answers on them
     page_marker: str = "<!-- page {page} -->"  # between pages in <stem>.md ("" for none)
     annotated_markdown: bool = False  # also write <stem>.annotated.md (routes, flags, agreement, grounding)
+    batch: str = "off"  # "on": the planned route's requests go in Mistral batch jobs (pipeline/batchmode.py)
     review_dpi: int = 200  # full-resolution page images for the report's viewer (0: none)
     prices: dict[str, Any] = field(default_factory=dict)  # extra USD per 1M tokens: {model: {input, output}}
     page_timeout: float = 60.0  # wall-clock seconds for one step of one page, or opening a document
@@ -221,6 +239,13 @@ class RunConfig:
         self.endpoint.profile = self.profile
         if not self.concurrency:
             self.concurrency = max(1, os.cpu_count() or 1) if self.profile == "local" else 8
+
+    @property
+    def ocr_model(self) -> str:
+        """The model of the OCR route's rung."""
+        from .providers.catalog import OCR_MODEL
+
+        return self.endpoint.ocr_model or OCR_MODEL
 
     @property
     def task(self) -> str:
@@ -250,18 +275,47 @@ class RunConfig:
             if value is not None and setting.type is not str:
                 setting.parse(value, setting.flag or setting.path)
         self.prices_table()  # a bad [prices] entry is a usage error now, not mid-run
+        if self.batch not in ("off", "on"):
+            raise UsageError(f"batch must be on or off (got {self.batch!r})")
+        if self.batch == "on" and self.endpoint.profile != "mistral":
+            raise UsageError(f"--batch needs --profile mistral (Mistral's batch jobs); this job uses {self.profile!r}")
         if self.profile == "openai" and not self.endpoint.base_url:
             raise UsageError("profile 'openai' needs --base-url (e.g. http://localhost:8000/v1 for vLLM)")
+        self._validate_route()
         return self
+
+    def _validate_route(self) -> None:
+        if self.route not in ROUTES:
+            raise UsageError(f"unknown route {self.route!r}; choose one of: {', '.join(ROUTES)}")
+        if self.route != "ocr":
+            return
+        if self.profile != "mistral":
+            raise UsageError(f"--route ocr is Mistral's OCR endpoint: it needs --profile mistral "
+                             f"(not {self.profile})")
+        for t in self.tasks:
+            if t.kind not in OCR_TASKS or t.scope != "page":
+                raise UsageError(f"--route ocr answers {' and '.join(OCR_TASKS)} per page (one page per request); "
+                                 f"task {t.kind!r} with scope {t.scope!r} needs the vision route")
 
     def fingerprint(self) -> str:
         return fingerprint(self.public())
 
     def prices_table(self):
-        """The run's own price table: built-in prices plus the job's ``[prices]``."""
+        """The run's own price table: built-in prices plus the job's ``[prices]``; in batch
+        mode the planned route's model at its batch price."""
         from .prices import PriceTable
 
-        return PriceTable.for_job(self.prices)
+        return PriceTable.for_job(self.prices, self.batched_models())
+
+    def batched_models(self) -> list[str]:
+        """The models whose requests go in batch jobs: the planned route's (``--batch``)."""
+        if self.batch != "on" or self.endpoint.profile != "mistral":
+            return []
+        if self.route == "ocr":
+            return [self.ocr_model]
+        from .providers.profiles import get_profile
+
+        return [self.endpoint.vision_model or get_profile("mistral").vision_model]
 
     def check_prices(self) -> None:
         """Prices are never guessed: a budget over a model with no known price is refused."""
@@ -278,7 +332,7 @@ class RunConfig:
         """Every model a remote rung of this job may call (vision, alternate vision, text)."""
         from .providers.profiles import get_profile
 
-        models: list[str] = []
+        models: list[str] = [self.ocr_model] if self.route == "ocr" and self.endpoint.remote else []
         for spec in [self.endpoint] + ([self.vision_alt] if self.vision_alt else []):
             if spec.remote:
                 prof = get_profile(spec.profile)
@@ -309,8 +363,8 @@ class RunConfig:
 
 # What makes two runs "the same job" (a rerun or resume may write into the same --out);
 # operational knobs like concurrency, budget, timeouts or the cache do not change the answers.
-_JOB_IDENTITY = ("inputs", "profile", "tasks", "render", "ocr", "system_prompt", "temperature", "seed")
-_ENDPOINT_IDENTITY = ("profile", "vision_model", "text_model")
+_JOB_IDENTITY = ("inputs", "profile", "route", "tasks", "render", "ocr", "system_prompt", "temperature", "seed")
+_ENDPOINT_IDENTITY = ("profile", "vision_model", "text_model", "ocr_model")
 
 
 def fingerprint(public: dict[str, Any]) -> str:
@@ -321,9 +375,11 @@ def fingerprint(public: dict[str, Any]) -> str:
         # the default OCR is what every output folder before the OCR options was made with:
         # leaving it out keeps their fingerprints, so they still resume
         del ident["ocr"]
+    if ident.get("route") in (None, "vision"):
+        del ident["route"]  # the same: folders made before the OCR route keep their fingerprints
     for name in ("endpoint", "vision_alt"):
         ep = public.get(name) or {}
-        ident[name] = {k: ep.get(k) for k in _ENDPOINT_IDENTITY}
+        ident[name] = {k: ep.get(k) for k in _ENDPOINT_IDENTITY if k != "ocr_model" or ep.get(k)}
     blob = json.dumps(ident, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -445,6 +501,7 @@ def build_config(*layers: dict[str, Any], password: str | None = None) -> RunCon
             inputs=_as_list(d.get("inputs", [])),
             out=d.get("out", ""),
             profile=d.get("profile", DEFAULT_PROFILE),
+            route=str(d.get("route", RunConfig.route)),
             tasks=[_load_schema(TaskSpec(**_typed_task(t))) for t in tasks],
             endpoint=EndpointSpec(**_typed_endpoint(ep)),
             vision_alt=EndpointSpec(**_typed_endpoint(alt)) if alt else None,
@@ -463,6 +520,7 @@ def build_config(*layers: dict[str, Any], password: str | None = None) -> RunCon
             grounding_ocr=_bool(d.get("grounding_ocr", False)),
             page_marker=str(d.get("page_marker", RunConfig.page_marker)),
             annotated_markdown=_bool(d.get("annotated_markdown", False)),
+            batch=str(d.get("batch", RunConfig.batch)),
             review_dpi=int(d.get("review_dpi", RunConfig.review_dpi)),
             prices=dict(d.get("prices", {})),
             page_timeout=float(d.get("page_timeout", RunConfig.page_timeout)),

@@ -24,6 +24,7 @@ carry (``error.type``); nothing downstream matches words in messages.
     ├── BudgetExceeded            a request that would pass the spending limit (guards.py)
     ├── RungFailed, Interrupted   a rung gave no answer that counts; the run stopped (ladder.py)
     ├── LedgerError               records that do not balance against the plan (ledger.py)
+    ├── BatchPending              a request waiting in a Mistral batch job: a pending record (batchmode.py)
     └── InboxError, PartFailed    an inbox run that cannot go on; a part that did not finish (inbox.py)
 
 Each class lives beside the code that raises it and derives from this root; this module holds

@@ -9,6 +9,11 @@ exact, but one kind: the merge request of a document-scope ``ask`` over more tha
 whose text is the chunks' answers. It is counted at its upper bound, each chunk answer at its
 ``max_tokens`` (MERGE_JOIN_SLACK covers re-tokenising the answers inside the merge prompt).
 
+On the OCR route (``--route ocr``) a request is billed by the pages it sends, one per page
+image, at the annotated price for ``extract`` (its JSON Schema goes as the document
+annotation), and no token: the cost is exact, the same from "every answer empty" to "every
+answer at max_tokens".
+
 Not counted: what only a failure or a bad answer brings (a fallback rung, the repair turn of an
 invalid extraction, a second ask after a looping answer, a resend in another JSON mode after an
 endpoint refuses JSON Schema). Answers in the cache are counted as if sent. Output tokens are
@@ -27,11 +32,11 @@ from .config import RunConfig, TaskSpec
 from .discover import DiscoveryFailure, discover
 from .errors import InputError, UsageError
 from .messages import ChatRequest
-from .records import ROUTE_VISION, Document, Page
+from .records import ROUTE_OCR, ROUTE_VISION, Document, Page
 from .render import count_pages, render_page
 from .request_plan import (
-    Chunks, Part, chart_views, merge_model, merge_request, merges_by_request, nothing_to_send, page_part, request,
-    upright,
+    Chunks, Part, chart_views, merge_model, merge_request, merges_by_request, nothing_to_send, page_part, pages_billed,
+    request, upright,
 )
 from .workers import WorkerSettings, running_workers
 
@@ -54,13 +59,20 @@ class _Tally:
     merge_input_tokens_max: int = 0  # the part of input_tokens that is an upper bound
     cost_min: float = 0.0  # input only, every answer empty
     cost_max: float = 0.0  # every answer at max_tokens
+    billed_pages: int = 0  # pages a per-page API bills (the OCR route): exact
 
     def add(self, req: ChatRequest, model: str, prices, answers_max: int = 0) -> None:
         """One request; ``answers_max``: tokens its text gains at most from earlier answers."""
-        n = tokens.estimate_prompt_tokens(req, model)
-        out = req.max_tokens or 0
         price = prices.get(model)
         self.requests += 1
+        if price.by_page:  # the OCR endpoint bills the pages it reads, no token, whatever the answer
+            pages, annotated = pages_billed(req)
+            self.billed_pages += pages
+            self.cost_min += price.pages_cost(pages, annotated)
+            self.cost_max += price.pages_cost(pages, annotated)
+            return
+        n = tokens.estimate_prompt_tokens(req, model)
+        out = req.max_tokens or 0
         self.input_tokens += n + answers_max
         self.max_output_tokens += out
         self.cost_min += n * price.input_per_m / 1e6
@@ -111,6 +123,8 @@ def estimate(cfg: RunConfig) -> dict[str, Any]:
     notes = [NOTE_MERGE] if total.merge_requests else []
     return {"profile": cfg.profile, "model": route.model, "tasks": [t.kind for t in cfg.tasks],
             "price_per_million": {"input": price.input_per_m, "output": price.output_per_m},
+            **({"price_per_page": {"page": price.per_page, "annotated_page": price.pages_cost(1, 1)}}
+               if price.by_page else {}),
             "documents": docs, "total": total.as_dict(), "notes": [*notes, NOTE_NOT_COUNTED]}
 
 
@@ -121,7 +135,7 @@ def _route(cfg: RunConfig) -> _Route:
     if not cfg.endpoint.remote:
         raise UsageError("estimate needs a model profile (e.g. --profile mistral); the local profile costs nothing")
     rungs = ladder_plan(cfg)
-    if not rungs or rungs[0].route != ROUTE_VISION:
+    if not rungs or rungs[0].route not in (ROUTE_VISION, ROUTE_OCR):
         raise UsageError(f"estimate prices the vision route; profile {cfg.profile} has no vision model "
                          f"(give one with --vision-model)")
     prices = cfg.prices_table()
@@ -211,6 +225,8 @@ def format_estimate(r: dict[str, Any]) -> str:
                  f"({'exact' if not t['merge_requests'] else _bounded(t).strip(' ()')}), "
                  f"up to {t['max_output_tokens']:,} output tokens; cost {money(t['cost_usd_min'])} "
                  f"(every answer empty) to {money(t['cost_usd_max'])} (every answer at max_tokens)")
+    if t.get("billed_pages"):
+        lines.append(f"pages billed by the OCR endpoint: {t['billed_pages']:,} (exact; ${t['cost_usd_max']:,.4f})")
     lines += [f"note: {n}" for n in r.get("notes", [])]
     return "\n".join(lines)
 

@@ -569,3 +569,50 @@ def ground_record(rec: Record, words: dict[int, PageWords], region: list[float] 
         g["cut"] = True
     return g
 
+
+
+# --------------------------------------------------------------------------- the OCR endpoint's blocks
+
+WORDS_OCR_ENDPOINT = "ocr-endpoint"  # grounding from the OCR endpoint's own blocks (--route ocr)
+# OCR block types (OCRPageObject.blocks) as the block types of a transcription's grounding
+OCR_BLOCK_TYPES = {"text": "paragraph", "title": "heading", "list": "list", "table": "table", "caption": "caption",
+                   "code": "code", "image": "figure", "equation": "equation", "references": "list",
+                   "aside_text": "paragraph", "header": "header", "footer": "footer", "signature": "signature"}
+
+
+def ground_ocr(body: dict[str, Any], page: int, frame: tuple[float, float, str], turn: int = 0) -> dict[str, Any] | None:
+    """A transcription's grounding from the OCR endpoint's answer (``body``: OCRResponse for one
+    page image): each block where the service read it, in reading order. Its box, in pixels of
+    the image sent (turned ``turn`` degrees clockwise first), is turned back and scaled to the
+    page's coordinates (``frame``: width, height, unit); its score is the page's mean confidence
+    when the service gives one. None when no page has blocks (a model before OCR 4): the answer
+    is then located in the page's words like any other."""
+    from .pagewords import _unturn
+
+    pages = [p for p in body.get("pages") or [] if isinstance(p, dict)]
+    blocks = [b for p in pages[:1] for b in p.get("blocks") or [] if isinstance(b, dict)]
+    if not blocks:
+        return None
+    dims = pages[0].get("dimensions") or {}
+    w_img, h_img = int(dims.get("width") or 0), int(dims.get("height") or 0)
+    if w_img <= 0 or h_img <= 0:
+        return None
+    if turn in (90, 270):
+        w_img, h_img = h_img, w_img  # the unturned image
+    width, height, unit = frame
+    sx, sy = width / w_img, height / h_img
+    conf = (pages[0].get("confidence_scores") or {}).get("average_page_confidence_score")
+    items = []
+    for order, b in enumerate(blocks, 1):
+        x0, y0, x1, y1 = _unturn(b["top_left_x"], b["top_left_y"], b["bottom_right_x"], b["bottom_right_y"], turn,
+                                 w_img, h_img)
+        content = str(b.get("content") or "")
+        item = {"kind": "block", "type": OCR_BLOCK_TYPES.get(b.get("type"), b.get("type") or "paragraph"),
+                "order": order, "value": content[:300], "located": True, "page": page,
+                "boxes": [[round(x0 * sx, 1), round(y0 * sy, 1), round(x1 * sx, 1), round(y1 * sy, 1)]],
+                "match": None, "score": round(float(conf), 3) if conf is not None else 1.0}
+        if len(content) > 300:
+            item["text"] = content  # the layout JSON shows a block's whole text
+        items.append(item)
+    return {"located": len(items), "total": len(items), "share": 1.0, "words": WORDS_OCR_ENDPOINT, "unit": unit,
+            "sizes": {str(page): [round(width, 2), round(height, 2)]}, "items": items}

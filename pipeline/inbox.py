@@ -24,6 +24,7 @@ from .config import RunConfig
 from .discover import DiscoveryFailure
 from .errors import InputError, PixtractError, UsageError
 from .files import atomic_write, locked
+from .outcome import BATCH_PENDING
 from .outputs import MANIFEST, WORK_DIR, OutputWriter, read_results
 from .records import (
     BUDGET_EXCEEDED,
@@ -50,7 +51,8 @@ DEFAULT_PAGES_PER_PART = 50
 # index statuses; anything but "ok" is retried by the next run
 INDEX_OK, INDEX_FAILED, INDEX_SKIPPED = STATUS_OK, STATUS_FAILED, STATUS_SKIPPED
 INDEX_DEGRADED = "degraded"  # answered, some by a fallback: the next run retries the planned route
-_NOT_ANSWERED = (BUDGET_EXCEEDED, INTERRUPTED)
+# never answered, so the next run selects the document again (a batch-mode unit: to collect it)
+_NOT_ANSWERED = (BUDGET_EXCEEDED, INTERRUPTED, BATCH_PENDING)
 
 
 class InboxError(PixtractError):
@@ -62,7 +64,7 @@ class InboxError(PixtractError):
 
 def document_status(records: Iterable[Record]) -> str:
     """``failed`` if any record failed, ``skipped`` if any unit was never answered (budget,
-    interrupted), ``degraded`` if a fallback answered some, else ``ok``. A chart page with no
+    interrupted, waiting in a batch job), ``degraded`` if a fallback answered some, else ``ok``. A chart page with no
     chart is a final answer. Only ``ok`` documents are left alone by the next run."""
     status = INDEX_OK
     for r in records:

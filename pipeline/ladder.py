@@ -62,24 +62,34 @@ class Accounting:
     output_tokens: int = 0
     cost: float = 0.0
     attempts: int = 0
+    pages: int = 0  # pages billed by a per-page API (the OCR route)
 
     def add(self, resp: ChatResponse, cost: float) -> None:
         self.input_tokens += resp.usage.prompt_tokens
         self.output_tokens += resp.usage.completion_tokens
+        self.pages += resp.usage.pages
         self.cost += cost
         self.attempts += resp.attempts or 1
 
     def fields(self) -> dict:
-        return {"usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
+        usage = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        if self.pages:
+            usage["pages"] = self.pages
+        return {"usage": usage,
                 "cost_usd": round(self.cost, 8), "paid_usd": round(self.cost, 8), "attempts": self.attempts}
 
 
 def worst_case_cost(req: ChatRequest, model: str | None, prices) -> float:
     """Exact prompt tokens plus the whole max_tokens, at the model's price (a budget is only
-    accepted when every model of the job has one: ``RunConfig.validate_budget``)."""
+    accepted when every model of the job has one: ``RunConfig.validate_budget``); for a per-page
+    API (the OCR route), exactly the pages it bills."""
     price = prices.get(model)
     if price is None:
         return 0.0
+    if price.by_page:
+        from .request_plan import pages_billed
+
+        return price.pages_cost(*pages_billed(req))
     prompt = tokens.estimate_prompt_tokens(req, model)
     return prompt * price.input_per_m / 1e6 + (req.max_tokens or 0) * price.output_per_m / 1e6
 

@@ -176,14 +176,17 @@ def _page_content(recs: list[Record], words: PageWords | None) -> dict[str, Any]
     blocks: list[dict[str, Any]] = []
     tables: list[dict[str, Any]] = []
     if transcribed is not None:
-        from .grounding import block_text, markdown_blocks
+        from .grounding import WORDS_OCR_ENDPOINT, block_text, markdown_blocks
 
         g = transcribed.grounding
         full = {order: block_text(b) for order, b in enumerate(markdown_blocks(transcribed.answer or ""), 1)}
         for it in g["items"]:
             boxes = it.get("boxes") or []
             blocks.append({"order": it.get("order"), "type": it.get("type"), "located": it.get("located"),
-                           "box": _union(boxes), "boxes": boxes, "text": full.get(it.get("order"), it.get("value")), "score": it.get("score"),
+                           "box": _union(boxes), "boxes": boxes,
+                           "text": it.get("text") or (it.get("value") if g.get("words") == WORDS_OCR_ENDPOINT
+                                                       else full.get(it.get("order"), it.get("value"))),
+                           "score": it.get("score"),
                            **({"level": it["level"]} if "level" in it else {})})
         tables = g.get("tables") or []
         source = "transcription"

@@ -156,6 +156,8 @@ class Usage:
     completion_tokens: int = 0
     total_tokens: int = 0
     cost_usd: float | None = None  # provider-reported cost when given (OpenRouter)
+    pages: int = 0  # pages billed by a per-page API (Mistral OCR's usage_info.pages_processed)
+    annotated_pages: int = 0  # of those, pages billed at the annotation price (a document annotation)
 
     def __post_init__(self) -> None:
         if not self.total_tokens:

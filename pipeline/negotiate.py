@@ -19,9 +19,11 @@ from . import answers, prompts, request_plan
 from .config import RunConfig, TaskSpec
 from .ladder import Accounting, Rung, RungFailed
 from .messages import ChatResponse
+from .records import ROUTE_OCR
 from .request_plan import Part
 
 JSON_MODES = ("json_schema", "json_object", "tool")
+OCR_BODY = "ocr_body"  # the OCR endpoint's answer, beside the record fields of an OCR rung's answer
 
 
 @dataclass
@@ -38,13 +40,16 @@ class Asker:
         if task.kind == "extract":
             return self._extract(rung, task, parts[0], acc)
         req = request_plan.request(self.cfg, task, parts[0], question=question, caption=caption, model=rung.model)
-        answer = text(self.call(rung, req, acc))
+        resp = self.call(rung, req, acc)
+        answer = text(resp)
         if task.kind == "chart":
             try:
                 chart = answers.parse_chart(answer)
             except answers.AnswerError as e:
                 raise RungFailed(e) from None
             return {"answer": chart.summary or answer, "data": {"rows": chart.rows}}
+        if rung.route == ROUTE_OCR:
+            return {"answer": answer, OCR_BODY: resp.raw}  # its blocks become the grounding (route.py)
         return {"answer": answer}
 
     def _in_chunks(self, rung: Rung, task: TaskSpec, question, parts: list[Part], caption, acc: Accounting) -> dict:

@@ -7,6 +7,8 @@ outcome        exit  meaning
 complete       0     every unit answered on its planned route (or truly empty: a blank page,
                      a page with no chart)
 degraded       3     every unit answered, some by a fallback rung (the record says why)
+pending        4     batch mode: nothing failed, but some units wait in a batch job (skipped,
+                     ``batch_pending``); the same command run later collects them
 incomplete     1     some units failed or were skipped (budget, errors), or the ledger has a gap
 usage          2     nothing was done: bad usage or configuration, refused key, no documents
 interrupted    130   stopped by SIGINT (143: SIGTERM); what was done is written, a rerun resumes
@@ -19,7 +21,9 @@ from collections.abc import Mapping
 from typing import Any
 
 COMPLETE, DEGRADED, INCOMPLETE, USAGE, INTERRUPTED = "complete", "degraded", "incomplete", "usage", "interrupted"
-EXIT_CODES = {COMPLETE: 0, INCOMPLETE: 1, USAGE: 2, DEGRADED: 3, INTERRUPTED: 130}
+PENDING = "pending"
+EXIT_CODES = {COMPLETE: 0, INCOMPLETE: 1, USAGE: 2, DEGRADED: 3, PENDING: 4, INTERRUPTED: 130}
+BATCH_PENDING = "batch_pending"  # the skip reason of a unit waiting in a batch job (pipeline/batchmode.py)
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 
@@ -28,6 +32,9 @@ def decide(summary: Mapping[str, Any]) -> str:
     if summary.get("interrupted"):
         return INTERRUPTED
     ledger = summary.get("ledger") or {}
+    waiting = _pending(summary)
+    if waiting and summary.get("not_answered", 0) == waiting and ledger.get("balanced", True):
+        return PENDING
     if summary.get("not_answered", 0) or not ledger.get("balanced", True):
         return INCOMPLETE
     if summary.get("degraded", 0):
@@ -42,7 +49,11 @@ def exit_code(summary: Mapping[str, Any]) -> int:
     return EXIT_CODES[outcome]
 
 
-_WHY = {"budget_exceeded": "budget reached", "interrupted": "interrupted"}
+_WHY = {"budget_exceeded": "budget reached", "interrupted": "interrupted", BATCH_PENDING: "waiting in a batch job"}
+
+
+def _pending(summary: Mapping[str, Any]) -> int:
+    return (summary.get("skipped_by_reason") or {}).get(BATCH_PENDING, 0)
 
 
 def _counts(d: Mapping[str, int]) -> str:
@@ -58,6 +69,10 @@ def headline(summary: Mapping[str, Any]) -> str:
     if outcome == INTERRUPTED:
         return (f"INTERRUPTED by {summary['interrupted']}: {records - summary.get('not_answered', 0)} of "
                 f"{records} records answered and written; run the same command again to resume")
+    if outcome == PENDING:
+        return (f"PENDING: {_pending(summary)} of {records} records submitted in batch jobs and not answered yet "
+                f"({records - summary.get('not_answered', 0)} answered); run the same command again later to "
+                f"collect them")
     if outcome == COMPLETE:
         return f"COMPLETE: all {records} records answered on the planned route" + (f" ({route})" if route else "")
     parts = []

@@ -182,7 +182,7 @@ class OutputWriter:
         for r in records:
             self._spool.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
             self.counts[(r.task, r.status, r.route or "none")] += 1
-            for k in ("input_tokens", "output_tokens"):
+            for k in ("input_tokens", "output_tokens", "pages"):
                 self.tokens[k] += r.usage.get(k, 0)
                 if not r.cached:
                     self.tokens_paid[k] += r.usage.get(k, 0)
@@ -266,8 +266,8 @@ class OutputWriter:
             "skipped_by_reason": dict(self.skipped),
             "not_answered": not_answered,
             "blank": self.blank,
-            "usage": {k: self.tokens[k] for k in ("input_tokens", "output_tokens")},
-            "usage_paid": {k: self.tokens_paid[k] for k in ("input_tokens", "output_tokens")},
+            "usage": _usage(self.tokens),
+            "usage_paid": _usage(self.tokens_paid),
             "cost_usd": round(self.cost_usd, 6),
             "paid_usd": round(self.paid_usd, 6),
             "cached": self.cached,
@@ -373,3 +373,11 @@ def _remove(path: str) -> None:
 def read_results(out: str) -> list[Record]:
     with open(os.path.join(out, RESULTS), encoding="utf-8") as f:
         return [Record.from_json(json.loads(line)) for line in f if line.strip()]
+
+
+def _usage(counts: Counter) -> dict[str, int]:
+    """Tokens in and out, and the pages a per-page API billed when there are any (the OCR route)."""
+    usage = {k: counts[k] for k in ("input_tokens", "output_tokens")}
+    if counts["pages"]:
+        usage["pages"] = counts["pages"]
+    return usage

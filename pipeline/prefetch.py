@@ -36,8 +36,18 @@ def router_for_run(cfg: RunConfig, stop: threading.Event, thumbs_root: str, cont
         """The worker died because the run is stopping (as Router._stopping decides for pages)."""
         return stop.is_set() or (getattr(e, "type", None) == "render_crashed" and stop.wait(STOP_NOTICE_S))
 
-    return Router(cfg, thumb_edge=THUMB_MAX_EDGE, stop=stop, on_render=rendered, context=context,
-                  on_words=lambda page, words: save_page_words(thumbs_root, page, words))
+    make_client = batch = None
+    if cfg.batch == "on":  # the planned route's requests go in batch jobs (pipeline/batchmode.py)
+        from .batchmode import open_round, wrap_clients
+        from .runcontext import RunContext
+
+        context = context or RunContext.for_run(cfg)
+        batch = open_round(cfg)
+        make_client = wrap_clients(cfg, batch, context)
+    router = Router(cfg, thumb_edge=THUMB_MAX_EDGE, stop=stop, on_render=rendered, make_client=make_client,
+                    context=context, on_words=lambda page, words: save_page_words(thumbs_root, page, words))
+    router.batch = batch
+    return router
 
 
 def start(cfg: RunConfig, router, limit: int | None = None) -> threading.Thread:

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 from .config import EndpointSpec, RunConfig
 from .errors import UsageError
-from .records import ROUTE_TEXT_FALLBACK, ROUTE_VISION, ROUTE_VISION_ALT
+from .records import ROUTE_OCR, ROUTE_TEXT_FALLBACK, ROUTE_VISION, ROUTE_VISION_ALT
+
+OCR_DIALECT = "mistral-ocr"  # pipeline/providers/mistral_ocr.py
 
 MAX_LISTED = 25  # models named in an "unlisted model" error
 
@@ -26,6 +28,7 @@ class RungPlan:
     spec: EndpointSpec
     model: str
     chosen: bool  # named by the user (flag, environment, job file), not the profile's default
+    dialect: str | None = None  # the wire dialect, when not the profile's (the OCR endpoint's)
 
 
 @dataclass
@@ -42,13 +45,16 @@ class PreflightReport:
 
 
 def ladder_plan(cfg: RunConfig) -> list[RungPlan]:
-    """The remote rungs of a job, best first: vision, vision-alt, text-fallback."""
+    """The remote rungs of a job, best first: ocr (``--route ocr``), vision, vision-alt,
+    text-fallback."""
     from .providers.profiles import get_profile
 
     rungs: list[RungPlan] = []
     ep = cfg.endpoint
     if not ep.remote:
         return rungs
+    if cfg.route == ROUTE_OCR:
+        rungs.append(RungPlan(ROUTE_OCR, ep, cfg.ocr_model, bool(ep.ocr_model), OCR_DIALECT))
     prof = get_profile(ep.profile)
     if ep.vision_model or prof.vision_model:
         rungs.append(RungPlan(ROUTE_VISION, ep, ep.vision_model or prof.vision_model, bool(ep.vision_model)))
@@ -132,6 +138,7 @@ def _chosen_model_message(rung: RungPlan, url: str, models, why: str) -> str:
     listed = sorted(models.listed)
     shown = ", ".join(listed[:MAX_LISTED]) + (f" and {len(listed) - MAX_LISTED} more" if len(listed) > MAX_LISTED
                                               else "")
-    flag = {"vision": "--vision-model", "vision-alt": "--alt-vision-model"}.get(rung.route, "--text-model")
+    flag = {"vision": "--vision-model", "vision-alt": "--alt-vision-model", "ocr": "--ocr-model"}.get(
+        rung.route, "--text-model")
     return (f"{why} (profile {rung.spec.profile}, {url}). The endpoint lists: {shown or 'no models'}. "
             f"Fix: choose one of them with {flag}")

@@ -13,6 +13,7 @@ ROUTE_LOCAL_OCR = "local-ocr"
 ROUTE_VISION = "vision"
 ROUTE_VISION_ALT = "vision-alt"
 ROUTE_TEXT_FALLBACK = "text-fallback"
+ROUTE_OCR = "ocr"  # Mistral's OCR endpoint (--route ocr)
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"

@@ -442,7 +442,7 @@ class _Scan:
                 if r.get("route"):
                     self.routes_seen.add(r["route"])
                 usage = r.get("usage") if isinstance(r.get("usage"), dict) else {}
-                for k in ("input_tokens", "output_tokens"):
+                for k in ("input_tokens", "output_tokens", "pages"):
                     self.tokens[k] += int(_num(usage.get(k)))
                 self.cost += _num(r.get("cost_usd"))
                 self.latency_ms += _num(r.get("latency_ms"))
@@ -1001,6 +1001,7 @@ def _totals(manifest: dict[str, Any], scan: "_Scan", n_docs: int, local_profile:
         _tot("pages", _fmt_int(len(scan.pages))),
         _tot("records", _fmt_int(scan.records)),
         _tot("tokens in / out", f"{_fmt_int(scan.tokens['input_tokens'])} / {_fmt_int(scan.tokens['output_tokens'])}"),
+        *([_tot("OCR pages billed", _fmt_int(scan.tokens["pages"]))] if scan.tokens["pages"] else []),
         _tot("cost", _fmt_cost(scan.cost)),
         _tot("run time", run_time + f' <span class="muted" style="font-size:12px">'
              f'({_fmt_ms(scan.latency_ms)} page time)</span>'),

@@ -122,6 +122,15 @@ def request(cfg: RunConfig, task: TaskSpec, part: Part, *, question: str | None 
                                  model=model, mode=mode)
 
 
+def pages_billed(req: ChatRequest) -> tuple[int, int]:
+    """(pages, annotated pages) that a per-page API (the OCR route) bills for ``req``: each page
+    image is a page, all of them annotated when the request asks for a JSON Schema (``extract``:
+    the OCR endpoint's document annotation). The run's budget and ``estimate`` both count this."""
+    pages = len(req.images)
+    fmt = req.response_format
+    return pages, pages if fmt is not None and fmt.type == "json_schema" else 0
+
+
 def merges_by_request(task: TaskSpec) -> bool:
     """Chunk answers of ``extract`` are merged in code; the others by a merge request."""
     return task.kind != "extract"

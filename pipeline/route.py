@@ -68,19 +68,21 @@ class Router:
         self._claimed: set[tuple] = set()  # (path, page) the flow has taken: never prefetched again
 
     # -- set-up ---------------------------------------------------------------------------
-    def _client_for(self, spec: EndpointSpec):
+    def _client_for(self, spec: EndpointSpec, dialect: str | None = None):
         from .providers import make_client
 
-        return (self._make_client or make_client)(spec.endpoint(self.cfg.concurrency))
+        extra = {"dialect": dialect} if dialect else {}  # the OCR rung: Mistral's /v1/ocr on the same endpoint
+        return (self._make_client or make_client)(spec.endpoint(self.cfg.concurrency, **extra))
 
     def _build_rungs(self) -> list[Rung]:
         """The ladder: the remote rungs ``preflight.ladder_plan`` plans (one client per endpoint),
         then the local engine. The first rung is every unit's planned route."""
         rungs, clients = [], {}
         for plan in ladder_plan(self.cfg):
-            if id(plan.spec) not in clients:
-                clients[id(plan.spec)] = self._client_for(plan.spec)
-            rungs.append(Rung(plan.route, plan.spec, plan.model, clients[id(plan.spec)]))
+            key = (id(plan.spec), plan.dialect)  # the OCR rung: Mistral's /v1/ocr on the same endpoint
+            if key not in clients:
+                clients[key] = self._client_for(plan.spec, plan.dialect)
+            rungs.append(Rung(plan.route, plan.spec, plan.model, clients[key]))
         rungs.append(Rung("local", model=self.cfg.ocr.key(), kind="local"))  # OCR settings change local answers
         return rungs
 
@@ -192,6 +194,7 @@ class Router:
             self._words_seen(page, words)
             return [self._blank_record(doc, page, t, q) for t in page_tasks for q in t.units()]
         page, turn = self._upright(page)
+        words.turn = turn  # OCR boxes are read on the turned image (pipeline/grounding.py ground_ocr)
         out = []
         given = UnitPages([page], Lazy(lambda: ocr_text(cfg, page, words)), words, running_lines=plan.running_lines)
         for task in page_tasks:

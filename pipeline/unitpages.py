@@ -50,6 +50,7 @@ class Words:
 
     def __init__(self, cfg: RunConfig, pages: list[Page]) -> None:
         self.cfg, self.pages = cfg, pages
+        self.turn = 0  # degrees the page was turned before a model saw it (page scope; OCR boxes are read on it)
         force = cfg.ocr.force
         self.found: dict[int, Any] = {p.number: p.words if p.has_text_layer and not force else None for p in pages}
 

@@ -23,12 +23,16 @@ import threading
 import time
 
 from . import grounding
+from .batchmode import BATCH_PENDING, BatchPending
 from .cache import AnswerCache, cache_key
 from .callers import Caller, callers_for
-from .config import RunConfig, TaskSpec
+from .config import OCR_TASKS, RunConfig, TaskSpec
 from .guards import BudgetExceeded
 from .ladder import Accounting, Interrupted, Rung, RungFailed, reason
-from .records import BUDGET_EXCEEDED, INTERRUPTED, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, ErrorInfo, Page, Record
+from .negotiate import OCR_BODY
+from .records import (
+    BUDGET_EXCEEDED, INTERRUPTED, ROUTE_OCR, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, ErrorInfo, Page, Record,
+)
 from .runcontext import RunContext
 from .unitpages import UnitPages
 from .units import Unit
@@ -39,9 +43,12 @@ def image_info(page: Page) -> dict:
 
 
 def serves(cfg: RunConfig, rung: Rung, task: TaskSpec) -> bool:
-    """Can this rung answer this task at all (the local engine only transcribes, when allowed)?"""
+    """Can this rung answer this task at all (the local engine only transcribes, when allowed;
+    the OCR endpoint transcribes and extracts, a page at a time)?"""
     if rung.kind == "local":
         return task.kind == "transcribe" and cfg.local_fallback
+    if rung.route == ROUTE_OCR:
+        return task.kind in OCR_TASKS and task.scope == "page"
     return True
 
 
@@ -115,9 +122,21 @@ class Walk:
                     error=ErrorInfo(BUDGET_EXCEEDED, f"{_where(unit)}: not sent: {e}"), **acc.fields(), **base), t0)
             except Interrupted:
                 return hit if hit is not None else self.interrupted(unit)
+            except BatchPending as e:  # --batch: the request waits in a batch job (pipeline/batchmode.py)
+                e.claim(document=unit.document, sha256=unit.sha256, page=unit.page, pages=base["pages"],
+                        task=unit.task.kind, question=unit.question, region=base["region"], cache_key=key)
+                if hit is not None:  # an earlier degraded answer stays until the batch answers
+                    return hit
+                return self._done(None, self.record(
+                    unit, status=STATUS_SKIPPED, error=ErrorInfo(BATCH_PENDING, f"{_where(unit)}: {e}"),
+                    tried=tried, **acc.fields(), **base), t0)
+            ocr_body = fields.pop(OCR_BODY, None)
             rec = self.record(unit, status=STATUS_OK, tried=tried, fallback_reason=reason(tried),
                               **acc.fields(), **base, **fields)
-            self.ground(rec, given)
+            if ocr_body is not None:
+                rec.grounding = _ocr_grounding(ocr_body, given.pages[0], given.words)
+            if rec.grounding is None:
+                self.ground(rec, given)
             return self._done(key, self._ranked(rec, rung), t0)
         if hit is not None:
             return self._kept(key, hit, tried, acc)
@@ -176,3 +195,14 @@ class Walk:
         except Exception as e:  # noqa: BLE001 - an answer that cannot be located is still an answer
             rec.grounding = {"located": 0, "total": 0, "share": None, "words": "none", "items": [],
                              "error": f"{type(e).__name__}: {e}"[:300]}
+
+
+def _ocr_grounding(body: dict, page: Page, words) -> dict | None:
+    """The OCR endpoint's blocks as the answer's grounding, in the page's coordinates."""
+    from .pagewords import page_frame
+
+    turn = getattr(words, "turn", 0)
+    width, height, unit, _ = page_frame(page)
+    if page.words is None and turn in (90, 270):
+        width, height = height, width  # an image's frame is its pixels: those of the page before it was turned
+    return grounding.ground_ocr(body, page.number, (width, height, unit), turn)

@@ -94,6 +94,29 @@ def test_cost_benchmark(work):
     assert label["pixtract_tokens"] < label["zerox_tokens"]
 
 
+def test_ocr_route_cost_benchmark(work):
+    import bench_ocr_route
+
+    res = bench_ocr_route.run(pages=2, results_dir=work / "results", work=work, library=True)
+    pixtral, ocr = res["rows"]
+    assert pixtral["by_route"] == {"vision": 2} and ocr["by_route"] == {"ocr": 2}
+    assert ocr["usd_per_1000_pages"] == pytest.approx(4.0) and ocr["input_tokens"] == 0
+    assert pixtral["usd_per_1000_pages"] > ocr["usd_per_1000_pages"]
+    assert (work / "results" / "ocr_route_cost.json").is_file()
+
+
+def test_batch_benchmark(work):
+    """Submit and collect a tiny batch through the emulator; the batch price is half the live one."""
+    import bench_batch
+
+    res = bench_batch.main(["--pages", "6", "--sample", "2", "--delay", "0.5", "--library",
+                            "--results", str(work / "results")])
+    cost, clock = res["dollars"], res["wall_clock"]
+    assert cost["batch_usd_per_1000"] == pytest.approx(cost["live_usd_per_1000"] / 2, rel=1e-3)
+    assert clock["items_billed"] == 6 and clock["collected_s"] >= clock["job_done_s"] >= clock["submit_s"] > 0
+    assert _load(work / "results" / "batch.json")["benchmark"] == "batch"
+
+
 def test_grounding_benchmark_on_the_fixtures(work):
     """The fixtures' NDA and ICDAR table (no shared corpus), and a 30-page report in Chromium
     (not the OCR of the scans: minutes of Tesseract)."""

@@ -138,7 +138,9 @@ def test_latency_and_64_concurrent_slow_requests(emu):
         for t in threads:
             t.join()
         elapsed = time.monotonic() - t0
-    assert len(results) == 64 and elapsed < 3.0  # served concurrently, not one by one
+    # one by one they would take at least 64 x 0.2 = 12.8 s; side by side well under half that,
+    # even on a loaded machine
+    assert len(results) == 64 and elapsed < 6.4
     assert all(0.2 <= r["duration"] < 2 for r in emu.requests)
 
 

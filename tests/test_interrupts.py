@@ -94,3 +94,38 @@ def test_a_signal_stops_the_run_writes_what_is_done_and_the_rerun_resumes(emu, i
     # Every page answered in the first run comes from the cache: none is paid twice.
     assert len(chats(emu)) <= DOCS * PAGES - len(answered)
     assert sum(r.cached for r in final) >= len(answered)
+
+
+LAUNCHER_SLOW_IMPORT = """
+import sys, time
+from pathlib import Path
+import pixtract.flows.cli as cli
+
+real = cli._import_prefect
+marker = Path(sys.argv.pop(1))
+
+def slow_import():
+    marker.touch()  # the test sends its signal now, while Prefect 'imports'
+    time.sleep(3)
+    real()
+
+cli._import_prefect = slow_import
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_while_prefect_imports_ends_with_one_line(emu, inputs, tmp_path):
+    marker = tmp_path / "importing"
+    env = dict(os.environ, MISTRAL_API_KEY=FAKE_KEY)
+    cmd = [sys.executable, "-c", LAUNCHER_SLOW_IMPORT, str(marker), "run", str(inputs), "--out",
+           str(tmp_path / "out"), "--no-progress", "--profile", "mistral", "--base-url", emu.base_url("mistral")]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert marker.exists(), proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "pixtract: interrupted" in err

@@ -235,11 +235,8 @@ def test_report_scales(tmp_path):
                    status="failed" if p % 50 == 0 else "ok")
                for d in range(100) for p in range(1, 51)]
     write_run(out, records)
-    t = time.monotonic()
-    text = Path(build_report(str(out))).read_text(encoding="utf-8")
-    elapsed = time.monotonic() - t
+    text = Path(build_report(str(out))).read_text(encoding="utf-8")  # its time: bench/bench_grounding.py
     assert text.count('<article class="page') == 5000 + 5  # + the manifest's inputs without records
-    assert elapsed < 20, elapsed
 
 
 # --------------------------------------------------------------------------- headless Chromium

@@ -25,12 +25,14 @@ import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from typing import Callable
 from urllib.parse import parse_qs, urlparse
 
 from pixtract.messages import Usage
 from pixtract.providers.errors import redact_body
-from tests.emulator import model as core
+from tests.emulator import batchjobs, model as core
+from tests.emulator import ocr
 from tests.emulator.faults import HEADER, FaultPlan
 from tests.emulator.skins import ALIASES, CONTEXT, DEFAULT_MODELS, SKINS, Reject, Wire
 from pixtract.tokens import count_text_tokens, estimate_prompt_tokens
@@ -59,6 +61,7 @@ DEFAULT_CONFIG = {
     "log_secrets": False,  # keep the body's "key" in the log (never the Authorization header)
     "seed": 0,
     "script": {},  # {model or "*": [answers]} answers: str or {"content", "finish_reason", "tool_calls"}
+    **batchjobs.CONFIG,  # Mistral's batch jobs: processing delay, item failures, expiry (batchjobs.py)
 }
 
 
@@ -163,6 +166,7 @@ class Emulator:
             self._in_flight = 0
             self._window: collections.deque = collections.deque()
             self._rng = random.Random(0)
+            self.batches = batchjobs.BatchService(self)  # Mistral's files and batch jobs
         self.faults.set([])
         self.faults.reseed(0)
         self.responder = None
@@ -321,6 +325,9 @@ def _make_handler(emu: Emulator):
         def do_POST(self):
             self._route("POST")
 
+        def do_DELETE(self):
+            self._route("DELETE")
+
         def _route(self, method: str):
             url = urlparse(self.path)
             path = url.path.rstrip("/")
@@ -385,12 +392,16 @@ def _make_handler(emu: Emulator):
             emu._record(rec, self._answered)
 
         def _api_inner(self, method, skin, rest, raw, rec):
+            if skin.name == "mistral" and batchjobs.handles(rest):
+                return self._batch_api(method, skin, rest, raw)
             if method == "GET" and rest.endswith("/models"):
                 key = skin.key(self.headers, {})
                 if emu.config["api_keys"] is not None and key not in emu.config["api_keys"]:
                     raise skin.reject(401, "Invalid API key", outcome="unauthorized")
                 self._send(200, skin.models(emu._models(skin.name)))
                 return 200, "models"
+            if skin.name == "mistral" and method == "POST" and rest.endswith("/ocr"):
+                return ocr.serve(self, emu, skin, raw, rec)
             if method != "POST" or not (rest.endswith("/chat/completions") or rest.endswith("/messages")
                                         or rest.endswith("/count_tokens")):
                 raise Reject(404, {"message": "no Route matched with those values", "request_id": _rid()},
@@ -415,7 +426,8 @@ def _make_handler(emu: Emulator):
             model = ALIASES.get(wire.model, wire.model)
             if model in emu.config["retired_models"]:
                 raise skin.model_gone(wire.model)
-            if skin.name not in emu.config["accept_any_model"] and model not in emu._models(skin.name):
+            if skin.name not in emu.config["accept_any_model"] and (model not in emu._models(skin.name)
+                                                                   or model in ocr.OCR_MODELS):
                 raise skin.unknown_model(wire.model)
             if emu.config["validate"]:
                 skin.validate(wire)
@@ -435,7 +447,42 @@ def _make_handler(emu: Emulator):
             finally:
                 emu._done()
 
-        def _respond(self, skin, wire, model, prompt, fault):
+        def _batch_api(self, method, skin, rest, raw):
+            """Files and batch jobs (tests/emulator/batchjobs.py), behind the same key check, with
+            the chat faults that can happen to any request (status, drop, timeout, latency), for rules
+            that name ``model="files"`` or ``model="batch"`` (or the fault header)."""
+            key = skin.key(self.headers, {})
+            if not key or (emu.config["api_keys"] is not None and key not in emu.config["api_keys"]):
+                raise skin.reject(401, "Unauthorized", outcome="unauthorized")
+            target = "files" if rest.startswith("/files") else "batch"
+            fault = emu.faults.pick(skin.name, target, self.headers.get(HEADER), named_only=True)
+            if fault and fault.get("fault") not in ("model_retired", "context_too_long", "status_error", "slow",
+                                                    "empty_content", "length"):
+                wire = SimpleNamespace(model=target, key=key, raw=raw)
+                done = self._transport_fault(skin, wire, fault)
+                if done is not None:
+                    return done
+            status, body, ctype = batchjobs.route(emu.batches, self, method, rest, raw, skin)
+            slow = float(emu.config["batch_download_s"] or 0) if isinstance(body, bytes) else 0.0
+            if slow <= 0:
+                self._send(status, body, ctype=ctype)
+                return status, "batch_api"
+            self._mark()  # a download that trickles out over batch_download_s seconds
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            step = max(1, len(body) // 20)
+            for i in range(0, len(body), step):
+                self.wfile.write(body[i:i + step])
+                self.wfile.flush()
+                if emu._stop.wait(slow / 20):
+                    break
+            return status, "batch_api_slow"
+
+        def _transport_fault(self, skin, wire, fault):
+            """Latency, and the faults that end a request before any answer: (status, outcome),
+            or None to go on and answer."""
             kind = (fault or {}).get("fault")
             delay = emu._latency() + float((fault or {}).get("seconds", 0) if kind == "slow" else 0)
             if delay > 0 and emu._stop.wait(delay):
@@ -451,6 +498,31 @@ def _make_handler(emu: Emulator):
             if kind and kind.isdigit() or kind in ("model_retired", "context_too_long", "500_empty", "502_html",
                                                    "status_error", "401_echo", "echo"):
                 return self._fault_status(skin, wire, kind, fault)
+            return None
+
+        def _send_answer(self, body: bytes, kind: str | None, headers: dict | None = None):
+            """A whole JSON answer, or the body fault ``kind`` asks for: not JSON, or cut in half."""
+            if kind == "malformed_json":
+                self._send(200, body[: min(len(body) // 3, 60)])
+                return 200, kind
+            if kind in ("truncated_json", "stream_cut"):
+                self._mark()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self._drop()
+                return 200, kind
+            self._send(200, body, headers)
+            return 200, kind or "ok"
+
+        def _respond(self, skin, wire, model, prompt, fault):
+            early = self._transport_fault(skin, wire, fault)
+            if early is not None:
+                return early
+            kind = (fault or {}).get("fault")
             ans = emu.answer(wire, fault)
             completion = count_text_tokens(ans.content, model) + sum(
                 count_text_tokens(tc.name + tc.arguments, model) for tc in ans.tool_calls)
@@ -459,19 +531,7 @@ def _make_handler(emu: Emulator):
                 self._send(200, b'{"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": {')
                 return 200, kind
             if not wire.stream:
-                body = json.dumps(skin.ok(wire, ans, usage)).encode()
-                if kind in ("truncated_json", "stream_cut"):
-                    self._mark()
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body[: len(body) // 2])
-                    self.wfile.flush()
-                    self._drop()
-                    return 200, kind
-                self._send(200, body, skin.ok_headers())
-                return 200, kind or "ok"
+                return self._send_answer(json.dumps(skin.ok(wire, ans, usage)).encode(), kind, skin.ok_headers())
             return self._stream(skin, wire, ans, usage, fault)
 
         def _stream(self, skin, wire, ans, usage, fault):

@@ -73,12 +73,15 @@ class FaultPlan:
         with self._lock:
             self._rng = random.Random(seed)
 
-    def pick(self, dialect: str, model: str | None, header: str | None = None) -> dict | None:
+    def pick(self, dialect: str, model: str | None, header: str | None = None, named_only: bool = False) -> dict | None:
+        """The fault for one request, or None. ``named_only``: only rules that name ``model``
+        (the files and batch routes: a rule meant for model requests leaves them alone)."""
         if header:
             return parse_header(header)
         with self._lock:
             for rule in self._rules:
-                if rule.get("dialect") not in (None, dialect) or rule.get("model") not in (None, model):
+                if rule.get("dialect") not in (None, dialect) or rule.get("model") not in (
+                        (model,) if named_only else (None, model)):
                     continue
                 if rule.get("count") is not None:
                     if rule["count"] <= 0:

@@ -690,7 +690,8 @@ SKINS: dict[str, Skin] = {s.name: s for s in (MistralSkin(), OpenRouterSkin(), M
                                                OpenAISkin())}
 
 DEFAULT_MODELS = {
-    "mistral": ["pixtral-large-2411", "mistral-large-2411"],
+    "mistral": ["pixtral-large-2411", "mistral-large-2411", "mistral-ocr-latest", "mistral-ocr-4", "mistral-ocr-4-1",
+                "mistral-ocr-4-0"],  # the OCR models answer on /v1/ocr only (tests/emulator/ocr.py)
     "openrouter": ["mistralai/pixtral-large-2411", "mistralai/mistral-large-2411"],
     "modelslab": ["mistralai-pixtral-large-2411", "mistralai-mistral-large-2411"],
     "anthropic": ["mistralai-pixtral-large-2411", "mistralai-mistral-large-2411"],
