@@ -19,7 +19,6 @@ import argparse
 import re
 import resource
 import sys
-import time
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
