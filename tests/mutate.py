@@ -64,6 +64,11 @@ EQUIVALENT: dict[str, str] = {
     "pipeline.outputs.x__by_task__mutmut_37": '"failed" and "skipped" are set to 0 first: the default is never used',
     "pipeline.outputs.x__by_task__mutmut_39": '"failed" and "skipped" are set to 0 first: the default is never used',
     "pipeline.outputs.x__by_task__mutmut_40": '"failed" and "skipped" are set to 0 first: the default is never used',
+    "pipeline.guards.x_read_shared_spend__mutmut_2": _UTF8_LOCALE,
+    "pipeline.guards.x_read_shared_spend__mutmut_4": _UTF8_LOCALE,
+    "pipeline.guards.x_read_shared_spend__mutmut_6": _SAME_CODEC,
+    "pipeline.guards.xǁSharedBudgetǁ__init____mutmut_13": 'the new entry\'s "reserved" is set to 0.0 on the '
+                                                          "same line: its default is never read",
     "pipeline.answers.x_parse_json__mutmut_16": '"{" and "}" cannot sit at one index, so start < end and '
                                                 "start <= end agree",
 }

@@ -130,3 +130,16 @@ def test_the_fingerprint_is_pinned_and_takes_any_value():
 
     assert fingerprint({"inputs": ["a.pdf"], "seed": 1, "endpoint": {"profile": "mistral"}}) == "12e1d8254224e1b0"
     assert fingerprint({"inputs": [PurePosixPath("a.pdf")]}) == fingerprint({"inputs": ["a.pdf"]})
+
+
+def test_the_ocr_route_and_its_model_change_the_fingerprint_the_default_route_does_not():
+    """Folders made before the OCR route existed (no route, no OCR model in their job) resume
+    under a job that names the default route; a job on the OCR route, or with another OCR
+    model, is another job."""
+    base = {"inputs": ["a.pdf"], "seed": 1, "endpoint": {"profile": "mistral"}}
+    pinned = fingerprint(base)
+    assert fingerprint({**base, "route": "vision"}) == pinned == fingerprint({**base, "route": None})
+    assert fingerprint({**base, "endpoint": {"profile": "mistral", "ocr_model": None}}) == pinned
+    ocr = fingerprint({**base, "route": "ocr"})
+    other_model = fingerprint({**base, "route": "ocr", "endpoint": {"profile": "mistral", "ocr_model": "ocr-2"}})
+    assert len({pinned, ocr, other_model}) == 3

@@ -119,3 +119,18 @@ def test_an_inbox_run_spends_its_budget_once_across_all_its_parts(tmp_path, samp
     assert manifest["budget"]["per"] == "run" and manifest["budget"]["spent_usd"] == pytest.approx(paid)
     parts = read_shared_spend(str(run / ".pixtract" / "budget.json"))
     assert len(parts) >= 2 and sum(e["spent"] for e in parts.values()) == pytest.approx(paid)
+
+
+def test_each_part_books_under_its_own_name_from_nothing(tmp_path):
+    """A new part's entry starts at zero, under the part's own name, also when the file was
+    removed under a running part (a cleaned folder): it books again from its own zero."""
+    path = str(tmp_path / "budget.json")
+    shared = budget_for(1.0, path, "x")
+    assert read_shared_spend(path) == {"x": {"spent": 0.0, "reserved": 0.0}}
+    os.remove(path)
+    shared.settle(shared.reserve(0.25), 0.25)
+    assert read_shared_spend(path) == {"x": {"spent": 0.25, "reserved": 0.0}}
+    alone = budget_for(0.5, None, "y")
+    alone.reserve(0.5)
+    with pytest.raises(BudgetExceeded):
+        alone.reserve(0.01)  # in memory, the limit still holds

@@ -231,3 +231,17 @@ def test_same_stem_and_same_bytes_under_two_paths_get_their_own_markdown(tmp_pat
     assert [d["markdown"] for d in w.documents] == ["a.md", "a-abababab.md", "a-cdcdcdcd.md"]
     assert (tmp_path / "a.md").read_text().startswith("<!-- page 1 -->\n")
     assert [d["layout"] for d in w.documents] == ["a.json", "a-abababab.json", "a-cdcdcdcd.json"]
+
+
+def test_pages_billed_by_a_per_page_api_are_counted_like_tokens(tmp_path):
+    """The OCR route bills pages, not tokens: the summary adds them up, and a cached answer's
+    pages were paid by the run that asked."""
+    w = OutputWriter(str(tmp_path))
+    w.ledger.plan("transcribe", 3)
+    ocr = [rec(1, route="ocr", usage=(0, 0)), rec(2, route="ocr", usage=(0, 0)),
+           rec(3, route="ocr", usage=(0, 0), cached=True)]
+    for r in ocr:
+        r.usage["pages"] = 1
+    w.add_document(DOC, 3, ocr)
+    s = w.summary()
+    assert s["usage"]["pages"] == 3 and s["usage_paid"]["pages"] == 2
