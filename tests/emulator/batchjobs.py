@@ -385,7 +385,7 @@ def route(service: BatchService, handler, method: str, rest: str, raw: bytes, sk
             return 200, content, "application/octet-stream"
     elif parts[:2] == ["batch", "jobs"]:
         if len(parts) == 2 and method == "POST":
-            return 200, service.create(_json(raw, skin), skin), js
+            return 200, service.create(skin.json_body(raw), skin), js
         if len(parts) == 2 and method == "GET":
             return 200, service.list_jobs(query), js
         if len(parts) == 3 and method == "GET":
@@ -402,15 +402,6 @@ def _fails(custom_id, seed, rate: float) -> bool:
         return False
     digest = hashlib.sha256(f"{seed}:{custom_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2 ** 64 < rate
-
-
-def _json(raw: bytes, skin) -> dict:
-    try:
-        body = json.loads(raw or b"{}")
-        assert isinstance(body, dict)
-        return body
-    except (ValueError, AssertionError):
-        raise skin.reject(400, "Invalid JSON body") from None
 
 
 def _multipart(headers, raw: bytes) -> dict[str, tuple[str | None, bytes]]:

@@ -406,11 +406,7 @@ def _make_handler(emu: Emulator):
                                         or rest.endswith("/count_tokens")):
                 raise Reject(404, {"message": "no Route matched with those values", "request_id": _rid()},
                              outcome="no_route")
-            try:
-                body = json.loads(raw or b"{}")
-                assert isinstance(body, dict)
-            except (ValueError, AssertionError):
-                raise skin.reject(400, "Invalid JSON body") from None
+            body = skin.json_body(raw)
             key = skin.key(self.headers, body)
             if emu.config["log_bodies"]:
                 rec["body"] = body if emu.config["log_secrets"] else redact_body(body)

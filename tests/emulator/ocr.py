@@ -50,11 +50,7 @@ def serve(handler, emu, skin, raw: bytes, rec: dict) -> tuple[int, str]:
     """Answer one ``/v1/ocr`` request on ``handler`` (the emulator's request handler)."""
     from pixtract.providers.errors import redact_body
 
-    try:
-        body = json.loads(raw or b"{}")
-        assert isinstance(body, dict)
-    except (ValueError, AssertionError):
-        raise skin.reject(400, "Invalid JSON body") from None
+    body = skin.json_body(raw)
     key = skin.key(handler.headers, body)
     if emu.config["log_bodies"]:
         rec["body"] = redact_body(body)

@@ -167,6 +167,16 @@ class Skin:
         raise self.reject(400, f"Invalid request: {where}: {e.message[:200]}")
 
     # -- replies --------------------------------------------------------------
+    def json_body(self, raw: bytes) -> dict:
+        """A request's JSON object, or the dialect's 400 for a body that is not one."""
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise self.reject(400, "Invalid JSON body")
+        return body
+
     def reject(self, status: int, message: str, kind: str | None = None, **kw) -> Reject:
         return Reject(status, self.error_body(status, message, kind, **kw), self.error_headers(status, kw),
                       outcome=kw.get("outcome", f"error_{status}"))
