@@ -548,6 +548,21 @@ def effective_config(cfg) -> dict:
     return d
 
 
+def _unfinished_batch_jobs(out: str) -> list[str]:
+    """The batch jobs of the output folder not finished yet, as "ID (status, N requests)" (the
+    manifest's ``batch`` section, written by batch mode)."""
+    from pixtract.batchjobs import FINISHED
+    from pixtract.outputs import MANIFEST
+
+    try:
+        with open(os.path.join(out, MANIFEST), encoding="utf-8") as f:
+            jobs = (json.load(f).get("batch") or {}).get("jobs") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [f"{j.get('job_id') or j.get('name')} ({j.get('status') or j.get('state')}, {j.get('items')} requests)"
+            for j in jobs if isinstance(j, dict) and j.get("state") != FINISHED]
+
+
 def report(summary: dict, out: str, quiet: bool = False) -> int:
     """The summary: its first line is the outcome (pipeline/outcome.py); the exit code matches."""
     from pixtract.ledger import format_ledger
@@ -576,6 +591,9 @@ def report(summary: dict, out: str, quiet: bool = False) -> int:
         print(format_ledger(ledger))
     print(f"pixtract: outputs in {os.path.abspath(out)} (results.jsonl, manifest.json, report.html, "
           f"one .md per document)")
+    waiting = _unfinished_batch_jobs(out)
+    if waiting:
+        print(f"pixtract: batch jobs still running: {', '.join(waiting)}; run the same command later to collect them")
     if ledger and not ledger["balanced"]:
         print("pixtract: error: LEDGER MISMATCH: records are missing or duplicated; this is a bug",
               file=sys.stderr)

@@ -233,3 +233,25 @@ def test_a_run_that_cannot_check_its_jobs_sends_nothing(env, tmp_path):
     with pytest.raises(UsageError, match="could not be checked.*nothing was sent"):
         batch.run(config(emu, tmp_path / "in", out), report=False)
     assert live_chats(emu, t0) == [] and len(JobStore(str(out)).jobs()) == 1
+
+
+@pytest.mark.prefect
+@pytest.mark.timeout(300)
+def test_the_command_line_names_the_jobs_it_left_running_and_exits_4(env, tmp_path, capsys):
+    """`pixtract run --batch` ends PENDING (exit 4) and says which jobs to wait for; the same
+    command later collects them (exit 0) and names none."""
+    from pixtract.flows.cli import main
+
+    emu = env
+    text_pdfs(tmp_path / "in", {"a": 2})
+    emu.configure(batch_delay=30.0)
+    argv = ["run", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--no-progress", "--profile", "mistral",
+            "--base-url", emu.base_url("mistral"), "--batch"]
+    assert main(argv) == 4
+    [entry] = JobStore(str(tmp_path / "out")).jobs()
+    said = capsys.readouterr().out
+    assert f"batch jobs still running: {entry.job_id} (" in said and "2 requests)" in said
+    emu.configure(batch_delay=0.0)
+    wait_jobs(emu, tmp_path / "out")
+    assert main(argv) == 0
+    assert "batch jobs still running" not in capsys.readouterr().out
