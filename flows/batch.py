@@ -33,13 +33,13 @@ from .localrun import LocalRun
 
 # Secrets never travel as flow parameters (Prefect stores those in plain text). A deployment's
 # worker gets the PDF password from this environment variable; an in-process run hands it over
-# in _IN_PROCESS_SECRETS, so it is not left in os.environ for later runs or child processes.
+# on its LocalRun, so it is not left in os.environ for later runs or child processes.
 PASSWORD_ENV = "PIXTRACT_PDF_PASSWORD"
-_IN_PROCESS_SECRETS: dict[str, str] = {}
 
 
 def pdf_password() -> str | None:
-    return _IN_PROCESS_SECRETS.get("password") or os.environ.get(PASSWORD_ENV)
+    local = _LOCAL_RUN.get()
+    return (local.password if local is not None else None) or os.environ.get(PASSWORD_ENV)
 
 
 @task(name="answer-pages", cache_policy=NO_CACHE, task_run_name="{label}")
@@ -140,8 +140,8 @@ def run_batch(cfg: RunConfig, local: LocalRun | None = None) -> dict[str, Any]:
     """Run the flow in this process (Prefect's ephemeral API unless PREFECT_API_URL is set);
     returns the run summary whatever the outcome, and raises what stopped the run early."""
     cfg.validate()
-    if cfg.password:
-        _IN_PROCESS_SECRETS["password"] = cfg.password
+    local = local or LocalRun()
+    local.password = cfg.password
     runner = ThreadPoolTaskRunner(max_workers=cfg.concurrency)
     token = _LOCAL_RUN.set(local)
     try:
@@ -149,7 +149,7 @@ def run_batch(cfg: RunConfig, local: LocalRun | None = None) -> dict[str, Any]:
             state = extract_batch.with_options(task_runner=runner)(cfg.public(), return_state=True)
     finally:
         _LOCAL_RUN.reset(token)
-        _IN_PROCESS_SECRETS.pop("password", None)
+        local.password = None
     result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):
         raise result

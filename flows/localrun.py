@@ -16,3 +16,6 @@ class LocalRun(RunControl):
     went away. Not a flow parameter: it is not data."""
 
     api_lost: threading.Event = field(default_factory=threading.Event)  # the Prefect API went away
+    # The PDF password for the flow run in this process: never a flow parameter (Prefect keeps
+    # those in plain text), never left in os.environ for later runs or child processes.
+    password: str | None = field(default=None, repr=False)
