@@ -427,17 +427,39 @@ def bench_report(pages: int, fields: int = 20) -> dict:
             "js_heap_mb": round(heap / 1e6, 1) if heap else None}
 
 
+SECTIONS = ("nda", "words", "icdar", "ocr", "report")
+
+
+def kept_sections(rerun: list[str]) -> dict:
+    """The sections of the last saved run that this partial run does not measure again, so that
+    ``--only report`` does not wipe the NDA, ICDAR and OCR figures from grounding.json."""
+    import common
+
+    try:
+        previous = json.loads((Path(common.RESULTS) / "grounding.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    own = ("benchmark", "finished", "machine", "targets", "corpus", "rerun_sections")
+    return {k: v for k, v in previous.items()
+            if k not in own and not any(k == s or k.startswith(s + "_") for s in rerun)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="nda,words,icdar,ocr,report")
+    ap.add_argument("--only", default=",".join(SECTIONS),
+                    help="sections to measure; the others keep their last saved figures")
     ap.add_argument("--corpus", default=str(ROOT.parent / "shared" / "corpus"))
     ap.add_argument("--nda-docs", type=int, default=20)
     ap.add_argument("--icdar-docs", type=int, default=67)
     ap.add_argument("--report-pages", type=int, default=2500)
     a = ap.parse_args(argv)
     corpus = Path(a.corpus)
-    result: dict = {"corpus": "shared corpus" if corpus.exists() else "fixtures only"}
     only = a.only.split(",")
+    partial = set(only) != set(SECTIONS)
+    result: dict = {**(kept_sections(only) if partial else {}),
+                    "corpus": "shared corpus" if corpus.exists() else "fixtures only"}
+    if partial:
+        result["rerun_sections"] = only  # the others are from an earlier run
     if "nda" in only:
         log("== Kleister NDA: ground-truth values on the right page and line")
         result["nda"] = bench_nda(corpus, a.nda_docs)

@@ -133,6 +133,13 @@ def test_grounding_benchmark_on_the_fixtures(work):
     assert spans["truth_single"] + spans["truth_spanning"] == res["icdar"]["matched"]
     assert res["report"]["pages"] == 30 and res["report"]["load_event_s"] > 0
     assert res["report"]["click_to_highlight_ms"] > 0
+    # a partial rerun measures its section again and keeps the others' last figures
+    assert bench_grounding.main(["--corpus", str(work / "no-corpus"), "--report-pages", "12",
+                                 "--only", "report"]) == 0
+    again = _load(work / "results" / "grounding.json")
+    assert again["report"]["pages"] == 12 and again["rerun_sections"] == ["report"]
+    assert again["nda"] == res["nda"] and again["icdar"] == res["icdar"] and again["words"] == res["words"]
+    assert again["targets"] == res["targets"]
 
 
 def test_memory_and_overhead_benchmarks(work):
