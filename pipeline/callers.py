@@ -6,10 +6,13 @@ provider, answer, and data, flags ... as the kind has them), spending what it se
 why and tries the next rung); a request the budget refuses raises ``BudgetExceeded``; a
 stopped run, ``ladder.Interrupted``.
 
-Two kinds today, by ``Rung.kind``: ``chat`` (a chat completion, within the run's budget and
-the rung's circuit breaker; pipeline/negotiate.py shapes the requests and the answer) and
-``local`` (the local engine). A rung of another kind (an OCR endpoint, a batch job's results)
-is one more caller in ``callers_for``: the walk, the records and the outputs stay as they are.
+Two kinds today, by ``Rung.kind``: ``chat`` and ``local`` (the local engine). ``chat`` is any
+request through a provider client, within the run's budget and the rung's circuit breaker
+(pipeline/negotiate.py shapes the requests and the answer): the OCR rung is one too, its
+client speaking Mistral's ``/v1/ocr`` dialect (providers/mistral_ocr.py), and in batch mode
+the planned rung's client hands its requests to a batch job (pipeline/batchmode.py). A rung
+that needs neither is one more caller in ``callers_for``: the walk, the records and the
+outputs stay as they are.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 one answers; it ends as exactly one record: answered by some rung, skipped (budget, a stopped
 run), or failed with the error of every rung tried.
 
-Rungs, in order: ``vision`` (the page image plus its text layer as a hint), ``vision-alt`` (a
+Rungs, in order: ``ocr`` (``--route ocr`` only: Mistral's OCR endpoint, page-scope transcribe
+and extract), ``vision`` (the page image plus its text layer as a hint), ``vision-alt`` (a
 second vision endpoint), ``text-fallback`` (the text model over the text layer or local OCR
 text), ``local`` (the local engine; transcribe only). A rung is passed over when its model is
 retired or unknown, its circuit breaker is open, or (text) there is no text; it fails over to
@@ -23,13 +24,14 @@ import threading
 import time
 
 from . import grounding
-from .batchmode import BATCH_PENDING, BatchPending
+from .batchmode import BatchPending
 from .cache import AnswerCache, cache_key
 from .callers import Caller, callers_for
 from .config import OCR_TASKS, RunConfig, TaskSpec
 from .guards import BudgetExceeded
 from .ladder import Accounting, Interrupted, Rung, RungFailed, reason
 from .negotiate import OCR_BODY
+from .outcome import BATCH_PENDING
 from .records import (
     BUDGET_EXCEEDED, INTERRUPTED, ROUTE_OCR, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, ErrorInfo, Page, Record,
 )
