@@ -160,11 +160,26 @@ class Browser:
             raise CDPError(f"{expression!r}: {d.get('exception', {}).get('description') or d.get('text')}")
         return result.get("result", {}).get("value")
 
-    def click(self, selector: str) -> None:
+    def click(self, selector: str, until: str | None = None) -> None:
         """A real left click at the centre of the element (scrolled into view first). On a loaded
         machine images still loading can move the element after it was measured, so the point is
-        measured again until the element itself is what sits there."""
+        measured again until the element itself is what sits there. Even then the element can move
+        between the measure and the mouse events; for a click whose effect is idempotent, `until`
+        (a JavaScript condition) names that effect and the click is repeated until it holds."""
         deadline = time.monotonic() + self.timeout
+        while True:
+            self._click_once(selector, deadline)
+            if until is None:
+                return
+            settle = time.monotonic() + 1.0
+            while time.monotonic() < settle:
+                if self.eval(f"!!({until})"):
+                    return
+                time.sleep(0.05)
+            if time.monotonic() > deadline:
+                raise CDPError(f"clicked {selector!r} but {until!r} never held")
+
+    def _click_once(self, selector: str, deadline: float) -> None:
         while True:
             box = self.eval(
                 f"(() => {{ const e = document.querySelector({json.dumps(selector)});"

@@ -414,7 +414,8 @@ def test_clicking_a_field_highlights_its_box_on_the_page(tmp_path, browser):
     shots.mkdir()
     browser.console.clear()
     browser.goto(Path(build_report(str(out))).as_uri())
-    browser.click('.gi[data-g$="-2"]')  # the second field: $.total, two lines
+    # the second field: $.total, two lines
+    browser.click('.gi[data-g$="-2"]', until="document.querySelector('.gi.sel[data-g$=\"-2\"]')")
     got = browser.eval("""(() => {
         const img = document.querySelector('#d3-p1 .thumb img').getBoundingClientRect();
         return [...document.querySelectorAll('#d3-p1 .ov .bx.hl')].map(b => {
@@ -432,7 +433,7 @@ def test_clicking_a_field_highlights_its_box_on_the_page(tmp_path, browser):
     assert browser.eval("document.querySelector('.gi.miss .gv').textContent") == "GB999 <b>x</b>"
     browser.screenshot(str(shots / "field.png"))
     # the viewer: the page image the model saw, the same box highlighted, zoom doubles its size
-    browser.click("#d3-p1 .thumb .sheet")
+    browser.click("#d3-p1 .thumb .sheet", until="!document.getElementById('viewer').hidden")
     browser.eval("Promise.all([...document.images].map(i => i.decode().catch(() => null)))")
     assert browser.eval("document.getElementById('viewer').hidden") is False
     assert browser.eval("document.querySelector('#viewer img').getAttribute('src')").startswith("pages/")
@@ -511,8 +512,8 @@ def test_the_viewer_shows_the_full_resolution_page_with_boxes_over_their_words(t
     assert layout["pages"][1]["full_image"] == f"pages/{full.name}"
     browser.goto(Path(build_report(str(out))).as_uri())
     assert browser.eval("document.querySelectorAll('#viewer img[src]').length") == 0  # nothing loaded yet
-    browser.click('.gi[data-g="d1-p2-1"]')
-    browser.click("#d1-p2 .thumb .sheet")
+    browser.click('.gi[data-g="d1-p2-1"]', until="document.querySelector('.gi.sel[data-g=\"d1-p2-1\"]')")
+    browser.click("#d1-p2 .thumb .sheet", until="!document.getElementById('viewer').hidden")
     browser.eval("document.querySelector('#viewer img').decode()")
     assert browser.eval("document.querySelector('#viewer img').getAttribute('src')") == f"pages/{full.name}"
     assert browser.eval("document.querySelector('#viewer img').naturalWidth") == Image.open(full).width
