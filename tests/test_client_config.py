@@ -67,10 +67,16 @@ def test_retry_hints():
 
 
 def test_limiter_aimd_unit():
-    lim = AdaptiveLimiter(8)
-    lim.on_throttle()
+    lim = AdaptiveLimiter(8)  # a cluster: 4 of the last 16 outcomes
+    for _ in range(15):
+        lim.on_success()
+    lim.on_throttle()  # a stray one
+    assert lim.limit == 8 and lim.history == []
+    for _ in range(3):
+        lim.on_throttle()
     assert lim.limit == 4
-    lim.on_throttle(); lim.on_throttle(); lim.on_throttle()
+    for _ in range(3 * 4):
+        lim.on_throttle()
     assert lim.limit == 1
     for _ in range(200):
         lim.on_success()

@@ -96,17 +96,34 @@ def test_rate_limit_waits_are_bounded_in_total_and_in_number():
     assert len(seen) == RetryPolicy().max_rate_limit_retries + 1 and set(clock.sleeps) == {0.0}
 
 
-def test_aimd_halves_per_throttle_and_climbs_back_one_per_window():
+def test_a_stray_429_costs_only_its_own_retry():
     clock = FakeClock()
-    transport, _ = scripted(*[(429, {})] * 3)  # no Retry-After: throttling, not a request-rate limit
+    transport, seen = scripted((429, {}))  # no Retry-After: not a request-rate limit
+    with client(transport, clock, policy=RetryPolicy(backoff_base=0.0)) as c:
+        for _ in range(20):
+            c.complete(REQ)
+    assert len(seen) == 21  # the rejected request was sent again
+    assert c.limiter.history == [] and c.limiter.limit == 8  # and nobody else slowed down
+
+
+def test_aimd_halves_once_per_cluster_of_429s_and_climbs_back_one_per_window():
+    clock = FakeClock()
+    # an overloaded server answers 429 to everything for a while: a quarter of the last 16
+    # outcomes (4) halves the limit once; the fifth starts a new count and changes nothing
+    transport, _ = scripted(*[(429, {})] * 5)
     with client(transport, clock, policy=RetryPolicy(backoff_base=0.0)) as c:
         c.complete(REQ)
-        assert c.limiter.history == [4, 2, 1, 2]  # three halvings, then the answer's +1
+        assert c.limiter.history == [4]
         for _ in range(8):
             c.complete(REQ)
-    # +1/limit per success from 2: 2.5, 2.9, 3.24, 3.55, 3.84, 4.10, 4.34, 4.57
-    assert c.limiter.history == [4, 2, 1, 2, 3, 4]
-    assert c.limiter.limit == 4
+    # +1/limit per success from 4: 4.25, 4.49, 4.71, 4.92, 5.12, 5.32, 5.51, 5.69, 5.87
+    assert c.limiter.history == [4, 5]
+    # three more 429s: with the fifth above, 4 of the last 16 outcomes, so halved again
+    lim = c.limiter
+    lim.on_throttle(); lim.on_throttle()
+    assert lim.limit == 5
+    lim.on_throttle()
+    assert lim.limit == 2 and lim.history == [4, 5, 2]
 
 
 def test_a_request_rate_429_trims_to_what_was_in_flight_and_holds_growth():
@@ -124,14 +141,15 @@ def test_a_request_rate_429_trims_to_what_was_in_flight_and_holds_growth():
 
 def test_limiter_on_the_clock():
     clock = FakeClock()
-    lim = AdaptiveLimiter(8, cooldown=1.0, clock=clock)
-    lim.on_throttle()
+    lim = AdaptiveLimiter(4, cooldown=1.0, clock=clock)  # 2 of the last 8 outcomes make a cluster
+    lim.on_throttle(); lim.on_throttle()
     clock.advance(0.999)
-    lim.on_throttle()  # within the cooldown: one decrease for one burst of 429s
-    assert lim.limit == 4
+    lim.on_throttle(); lim.on_throttle()  # within the cooldown: one decrease for one burst of 429s
+    assert lim.limit == 2
     clock.advance(0.001)
     lim.on_throttle()
-    assert lim.limit == 2 and lim.history == [4, 2]
+    assert lim.limit == 1 and lim.history == [2, 1]
+    lim = AdaptiveLimiter(8, clock=clock)
     lim.acquire()
     lim.on_rate_limited()  # one in flight: trimmed to 1, growth held for RATE_HOLD
     assert lim.limit == 1
@@ -140,7 +158,7 @@ def test_limiter_on_the_clock():
     assert lim.limit == 1
     clock.advance(0.01)
     lim.on_success()
-    assert lim.limit == 2 and lim.history == [4, 2, 1, 2]
+    assert lim.limit == 2 and lim.history == [1, 2]
 
 
 def test_gate_on_the_clock():
