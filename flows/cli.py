@@ -397,6 +397,8 @@ def _run(args: argparse.Namespace, cfg, local, stop_early, watch) -> int:
     from pixtract.errors import UsageError
     from pixtract.providers.errors import ConfigError
 
+    from pixtract.batch import run as run_core
+
     from .apiwatch import quiet_api_loss, unreachable
     from .batch import run_batch
     from .interrupt import API_LOST, exit_now, run_stoppable
@@ -405,21 +407,31 @@ def _run(args: argparse.Namespace, cfg, local, stop_early, watch) -> int:
     listeners = [local.context.listeners.add(bar)]
     if args.log_json:
         listeners.append(local.context.listeners.add(_JsonLog()))
+    without_prefect = False
     try:
         with bar, quiet_api_loss(local.api_lost):
             done = run_stoppable(lambda: run_batch(cfg, local), local, watch)
+            if without_prefect := _lost_before_writing(done, local, unreachable):
+                # The server went away before the flow wrote anything (while Prefect set the flow
+                # run up, say): the run itself needs no Prefect, so it goes on without it, its
+                # answers so far coming from the cache and the pages already in progress.
+                local.api_lost.set()
+                if local.router is not None and local.router.closed:  # the flow body had begun
+                    local.router = None
+                done = run_stoppable(lambda: run_core(cfg, control=local), local, watch)
     finally:
         for unsubscribe in listeners:
             unsubscribe()
         if not local.stop.is_set():
             stop_early()
-    if (not isinstance(done, str) and done.error is not None and local.written.is_set()
-            and local.summary is not None and (local.api_lost.is_set() or unreachable(done.error))):
-        done = API_LOST  # the outputs were written, then Prefect's bookkeeping failed: the API is gone
+    if (not isinstance(done, str) and local.written.is_set() and local.summary is not None
+            and (local.api_lost.is_set() or (done.error is not None and unreachable(done.error)))):
+        done = API_LOST  # the outputs were written, but Prefect's bookkeeping failed: the API is gone
     if done == API_LOST:  # the outputs are whole; waiting on Prefect would only be retries
         code = report(local.summary, cfg.out, quiet=args.quiet) if not args.log_json else exit_code(local.summary)
-        print("pixtract: warning: the Prefect API went away during the run: the outputs are complete, "
-              "but Prefect's history of this run is incomplete", file=sys.stderr)
+        print("pixtract: warning: " + ("the Prefect API could not be reached, so the run went on without it"
+                                       if without_prefect else "the Prefect API went away during the run")
+              + ": the outputs are complete, but Prefect's history of this run is incomplete", file=sys.stderr)
         exit_now(code)
     if isinstance(done, str):  # stopped by a signal: one line, then leave without waiting on Prefect
         print(_interrupted_line(done, local.summary, cfg.out), file=sys.stderr)
@@ -438,6 +450,13 @@ def _run(args: argparse.Namespace, cfg, local, stop_early, watch) -> int:
         print(json.dumps({"event": "summary", "out": os.path.abspath(cfg.out), **summary}))
         return exit_code(summary)
     return report(summary, cfg.out, quiet=args.quiet)
+
+
+def _lost_before_writing(done, local, unreachable) -> bool:
+    """The flow failed because Prefect's API could not be reached, before any output was written
+    and with no stop asked for."""
+    return (not isinstance(done, str) and done.error is not None and not local.written.is_set()
+            and not local.stop.is_set() and (local.api_lost.is_set() or unreachable(done.error)))
 
 
 def _start_workers(cfg):

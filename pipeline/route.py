@@ -53,6 +53,7 @@ class Router:
         self.thumb_edge = thumb_edge
         self.stop = stop or threading.Event()
         self._pool: PageThreads | None = None
+        self.closed = False
         self.cache = AnswerCache(cfg.cache_path(), cfg.cache)
         self.context = context or RunContext.for_run(cfg)
         self.budget = self.context.budget
@@ -101,6 +102,7 @@ class Router:
 
     def close(self, wait: bool = True) -> None:
         """Stop the page threads (``wait=False``: a stopped run leaves requests in flight)."""
+        self.closed = True
         if self._pool is not None:
             self._pool.shutdown(wait=wait, cancel_futures=True)
         closed = set()

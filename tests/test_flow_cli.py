@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -176,6 +177,23 @@ def test_console_script_runs(samples, tmp_path):
     records = read_results(str(out))
     assert [(r.page, r.status) for r in records] == [(1, "ok"), (2, "ok"), (3, "ok")]
     assert "manufacturing" in (out / "report.md").read_text()
+
+
+def test_a_prefect_api_that_cannot_be_reached_does_not_cost_the_run(samples, tmp_path):
+    """Prefect's server gone before the flow wrote anything (here: never there): the run itself
+    needs no Prefect, so it goes on without it, says so once, and exits as its outcome says."""
+    out = tmp_path / "out"
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+    proc = subprocess.run([sys.executable, "-m", "pixtract.flows.cli", "run", str(samples / "report.pdf"),
+                           "--out", str(out), "--no-progress"], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == EXIT_OK, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.count("the Prefect API could not be reached, so the run went on without it") == 1
+    assert [(r.page, r.status) for r in read_results(str(out))] == [(1, "ok"), (2, "ok"), (3, "ok")]
+    assert json.loads((out / "manifest.json").read_text())["outcome"] == "complete"
 
 
 def test_pages_go_to_prefect_in_chunks_across_documents(tmp_path, monkeypatch):
