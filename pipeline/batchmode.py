@@ -177,6 +177,10 @@ class BatchRound:
             self.waiting.pop(fp, None)
 
     # -- during the run --------------------------------------------------------------------------
+    def has_answer(self, body: dict) -> bool:
+        with self._lock:
+            return fingerprint(body) in self.answered
+
     def ask(self, body: dict, live, commit=None) -> ChatResponse:
         """The answer to ``body`` from a finished job, a live answer (``live()``) for an item the
         batch failed, or BatchPending. ``commit()`` is called before a new request is kept for
@@ -264,8 +268,7 @@ class BatchingClient:
         self.inner, self.round, self.budget, self.prices = inner, round_, budget, prices
 
     def complete(self, request: ChatRequest, on_token=None, stream: bool = False) -> ChatResponse:
-        ep = self.inner.endpoint
-        model = request.model or (ep.vision_model if request.has_images() else ep.text_model)
+        model = self._model(request)
         if model != self.round.model:
             return self.inner.complete(request, on_token=on_token, stream=stream)
         self.inner.adapter.check_limits(request, model)
@@ -273,6 +276,18 @@ class BatchingClient:
         return self.round.ask(body, lambda: self.round.live_cost(
             self.inner.complete(request, on_token=on_token, stream=stream)),
             commit=lambda: self._commit(request, model))
+
+    def prepaid(self, request: ChatRequest) -> bool:
+        """Whether a finished batch job already holds the answer to ``request`` (so asking costs
+        this run nothing: the run that submitted the job spent its budget on it)."""
+        model = self._model(request)
+        if model != self.round.model:
+            return False
+        return self.round.has_answer(self.inner.adapter.build_body(request, model, False))
+
+    def _model(self, request: ChatRequest) -> str | None:
+        ep = self.inner.endpoint
+        return request.model or (ep.vision_model if request.has_images() else ep.text_model)
 
     def _commit(self, request: ChatRequest, model: str) -> None:
         if self.budget is None or self.budget.limit is None:

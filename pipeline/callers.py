@@ -101,9 +101,13 @@ class ChatCaller:
 
         if self.stop.is_set():
             raise Interrupted()
+        # An answer waiting in a finished batch job was paid for by the run that submitted it:
+        # this run records its cost but spends nothing of its own budget on it.
+        prepaid = getattr(rung.client, "prepaid", None)
+        prepaid = bool(prepaid and prepaid(req))
         # The exact prompt count costs milliseconds a page (mistral_common); only a limit needs it.
         reserved = self.budget.reserve(
-            worst_case_cost(req, rung.model, self.prices) if self.budget.limit is not None else 0.0)
+            worst_case_cost(req, rung.model, self.prices) if self.budget.limit is not None and not prepaid else 0.0)
         try:
             resp = rung.client.complete(req, stream=self.cfg.stream)
         except BaseException as e:
@@ -121,7 +125,7 @@ class ChatCaller:
         rung.breaker.success()
         usage = resp.usage or Usage()
         actual = usage.cost_usd if usage.cost_usd is not None else (self.prices.cost(rung.model, usage) or 0.0)
-        self.budget.settle(reserved, actual)
+        self.budget.settle(reserved, 0.0 if prepaid else actual)
         acc.add(resp, actual)
         return resp
 

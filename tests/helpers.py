@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import re
 
+# What tests/conftest.py sets for the whole session (where `pixtract run` finds its Prefect
+# server): a test that clears pixtract's environment for a run keeps these.
+TEST_SESSION_ENV = ("PIXTRACT_PREFECT", "PIXTRACT_DATA_DIR", "PIXTRACT_SERVER_IDLE")
+
 
 def words(text: str) -> set[str]:
     return {w.casefold() for w in re.findall(r"[\w.,]+", text)} | {

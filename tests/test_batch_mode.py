@@ -255,3 +255,26 @@ def test_the_command_line_names_the_jobs_it_left_running_and_exits_4(env, tmp_pa
     wait_jobs(emu, tmp_path / "out")
     assert main(argv) == 0
     assert "batch jobs still running" not in capsys.readouterr().out
+
+
+def test_collecting_answers_spends_nothing_of_the_collecting_run_s_budget(env, tmp_path):
+    """The night's run spent its budget on the job; the morning's run records each collected
+    answer's cost but spends none of its own budget on it, so a small morning budget still
+    collects every page (it was refused before the request, as if it were new)."""
+    emu = env
+    text_pdfs(tmp_path / "in", {"a": 3})
+    out = tmp_path / "out"
+    night = batch.run(config(emu, tmp_path / "in", out, budget_usd=1.0), report=False)
+    assert night["outcome"] == outcome.PENDING
+    committed = json.loads((out / "manifest.json").read_text())["budget"]["spent_usd"]
+    assert committed > 0  # the job's worst case, at the batch price
+    wait_jobs(emu, out)
+    t0 = time.time()
+    morning = batch.run(config(emu, tmp_path / "in", out, budget_usd=committed / 100), report=False)
+    assert morning["outcome"] == outcome.COMPLETE, morning["headline"]
+    budget = json.loads((out / "manifest.json").read_text())["budget"]
+    assert budget["spent_usd"] == 0 and budget["refused_requests"] == 0
+    records = read_results(str(out))
+    assert [r.status for r in records] == ["ok"] * 3
+    assert all(r.cost_usd and r.cost_usd > 0 for r in records)  # each answer still says what it cost
+    assert live_chats(emu, t0) == []

@@ -182,6 +182,8 @@ import pytest  # noqa: E402
 
 import make_hostile  # noqa: E402
 
+from tests.helpers import TEST_SESSION_ENV  # noqa: E402
+
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
@@ -379,7 +381,7 @@ def batch(corpus):
     before = _tree(base, skip=out)
     mp = pytest.MonkeyPatch()
     try:
-        for k in [k for k in os.environ if k.startswith("PIXTRACT_")]:
+        for k in [k for k in os.environ if k.startswith("PIXTRACT_") and k not in TEST_SESSION_ENV]:
             mp.delenv(k)  # e.g. a password left behind by an earlier run (see the env-leak test)
         mp.chdir(cwd)
         code = main(["run", str(target), "--out", str(out), "--no-progress"])
