@@ -175,7 +175,7 @@ def test_a_usage_error_comes_before_prefect_is_imported(tmp_path, argv):
 
 def test_losing_the_server_mid_run_costs_no_page(data, emu, tmp_path):
     emu.reset()
-    emu.configure(latency=0.4)
+    emu.configure(latency=1.0)  # 25 s of pages: on a loaded machine the flow run can take 15 s to start
     pdf = pymupdf.open()
     for i in range(200):
         pdf.new_page(width=300, height=200).insert_text((20, 40), f"Page {i + 1}: amount {i * 7} EUR")
