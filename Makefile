@@ -67,11 +67,10 @@ demo: setup
 	  [ $$rc -le 1 ] || exit $$rc
 	@echo "demo outputs: $(abspath $(DEMO_OUT)) (results.jsonl, manifest.json, report.html, one .md per document)"
 
-# Three pytest workers (pytest-xdist), each taking whole test files (--dist loadfile: a file's
-# module-scoped servers and runs start once). Many slow tests wait on servers, subprocesses and
-# idle pauses, so a third worker uses the cores two leave idle (about 1 min less on 2 cores,
-# docs/testing.md). TEST_JOBS=0 runs in one process.
-TEST_JOBS ?= 3
+# Two pytest workers (pytest-xdist), each taking whole test files (--dist loadfile: a file's
+# module-scoped servers and runs start once). Most slow tests wait on servers and subprocesses,
+# so two workers help even on two cores. TEST_JOBS=0 runs in one process.
+TEST_JOBS ?= 2
 test: $(TEST_STAMP) system-deps browser
 	$(BIN)/python -m pytest -q --durations=30 -n $(TEST_JOBS) --dist loadfile
 

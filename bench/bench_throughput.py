@@ -31,12 +31,12 @@ def theoretical_ppm(rps: float, concurrency: int, latency: float) -> float:
 
 
 def one_run(tool: str, pdf: Path, pages: int, emu: EmulatorProcess, *, concurrency: int, latency: float, rps: float,
-            fault_rate: float = 0.0, tag: str, work: Path, api_url: str | None = None) -> dict:
+            fault_rate: float = 0.0, tag: str, work: Path) -> dict:
     emu.reset(latency=latency, rpm_limit=rps, rpm_window=1.0)
     if fault_rate:
         emu.remote.inject("429", rate=fault_rate)
     if tool == "pixtract":
-        res = run_pixtract([pdf], work / "runs" / tag, emu, concurrency=concurrency, work=work, api_url=api_url)
+        res = run_pixtract([pdf], work / "runs" / tag, emu, concurrency=concurrency, work=work)
         o = res["outputs"]
         answered = o["ok"] - o["ok_but_empty"] - sum(v for k, v in o["by_route"].items() if k.startswith("local"))
         res["pages"] = {"in": pages, "answered_by_model": answered, "failed": o["failed"],
@@ -73,9 +73,7 @@ def one_run(tool: str, pdf: Path, pages: int, emu: EmulatorProcess, *, concurren
 def run(pages: int = 500, latency: float = 1.0, rps: float = 10.0, concurrency: int = 16, fault_rate: float = 0.05,
         fault_pages: int = 100, sweep: tuple[int, ...] = (2, 8, 32), sweep_pages: int = 24,
         tools: tuple[str, ...] = ("pixtract", "zerox"), results_dir: Path | None = None, plot_dir: Path | None = None,
-        work: Path | None = None, api_url: str | None = None) -> dict:
-    """``api_url``: pixtract's runs report to that Prefect API instead of an ephemeral one each
-    (the smoke test's shortcut; the API window figures do not depend on it)."""
+        work: Path | None = None) -> dict:
     work = Path(work or WORK)
     skipped = {}
     if "zerox" in tools and zerox_python() is None:
@@ -94,16 +92,16 @@ def run(pages: int = 500, latency: float = 1.0, rps: float = 10.0, concurrency: 
     with EmulatorProcess() as emu:
         for tool in tools:
             out["main"][tool] = one_run(tool, main_pdf, pages, emu, concurrency=concurrency, latency=latency, rps=rps,
-                                        tag=f"{tool}-main-{pages}", work=work, api_url=api_url)
+                                        tag=f"{tool}-main-{pages}", work=work)
         if fault_pages and fault_rate:
             for tool in tools:
                 out["faults"][tool] = one_run(tool, fault_pdf, fault_pages, emu, concurrency=concurrency,
                                               latency=latency, rps=rps, fault_rate=fault_rate,
-                                              tag=f"{tool}-faults-{fault_pages}", work=work, api_url=api_url)
+                                              tag=f"{tool}-faults-{fault_pages}", work=work)
         for c in sweep:
             for tool in tools:
                 r = one_run(tool, sweep_pdf, sweep_pages, emu, concurrency=c, latency=latency, rps=rps,
-                            tag=f"{tool}-sweep-c{c}", work=work, api_url=api_url)
+                            tag=f"{tool}-sweep-c{c}", work=work)
                 out["sweep"][tool].append({"concurrency": c, "pages": sweep_pages, **r["throughput"],
                                            "lost_or_empty": r["pages"]["lost_or_empty"], "wall_s": r["wall_s"]})
     px = out["main"].get("pixtract", {}).get("throughput", {})

@@ -172,12 +172,8 @@ def test_overhead_chunks_like_the_flow():
 def test_throughput_benchmark(work):
     import bench_throughput
 
-    from pixtract.flows import server
-
-    warm, _ = server.ensure(register=False)  # the test process's managed server (conftest.py)
     res = bench_throughput.run(pages=4, latency=0.05, rps=50, concurrency=2, fault_rate=0.3, fault_pages=3,
-                               sweep=(), results_dir=work / "results", plot_dir=work, work=work,
-                               api_url=warm.api_url)
+                               sweep=(), results_dir=work / "results", plot_dir=work, work=work)
     px = res["main"]["pixtract"]
     assert px["pages"]["answered_by_model"] == 4 and px["throughput"]["ppm_api_window"] > 0
     assert res["faults"]["pixtract"]["pages"]["in"] == 3
