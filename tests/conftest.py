@@ -16,16 +16,9 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
 os.environ.pop("PREFECT_API_URL", None)
-# A `pixtract run` that a test starts as a process of its own uses the warm local Prefect server
-# pixtract manages for ad hoc runs, as a user's does: one per test process, in a throwaway data
-# folder, started by the first such run and stopped when the session ends (or after 15 idle
-# minutes if the session dies), so that each run skips the 8-13 s start of an ephemeral API.
-# In this process, flows run on Prefect's ephemeral API (see _in_process_runs_keep_the_ephemeral_api);
-# tests/test_managed_server.py and tests/test_stalls.py give the managed server folders of their own.
-_DATA_DIR = tempfile.mkdtemp(prefix="pixtract-test-data-")
-os.environ["PIXTRACT_DATA_DIR"] = _DATA_DIR
-os.environ["PIXTRACT_PREFECT"] = "managed"
-os.environ.setdefault("PIXTRACT_SERVER_IDLE", "900")
+# Tests run Prefect's ephemeral API (one per test process); tests/test_managed_server.py tests
+# the warm server pixtract manages for ad hoc runs, in a data folder of its own.
+os.environ["PIXTRACT_PREFECT"] = "ephemeral"
 
 import pytest  # noqa: E402
 
@@ -92,24 +85,3 @@ SLOW_FILES = ("test_ocr.py", "test_deployments.py", "test_managed_server.py", "t
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(SLOW_FILES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's order stays
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _in_process_runs_keep_the_ephemeral_api():
-    """A `pixtract run` called in this process (``main([...])``) would point the whole process at
-    the managed server (it sets PREFECT_API_URL, and Prefect keeps the settings it first saw), so
-    a later test here could no longer run without one: in-process runs keep the ephemeral API."""
-    from pixtract.flows import server
-
-    mp = pytest.MonkeyPatch()
-    mp.setattr(server, "mode", lambda: "external" if os.environ.get("PREFECT_API_URL") else "ephemeral")
-    yield
-    mp.undo()
-
-
-def pytest_sessionfinish(session, exitstatus):
-    """Stop this test process's managed Prefect server: a test run leaves no process behind."""
-    from pixtract.flows import server
-
-    if os.environ.get("PIXTRACT_DATA_DIR") == _DATA_DIR:
-        server.stop()

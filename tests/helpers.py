@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
-# What tests/conftest.py sets for the whole session (where `pixtract run` finds its Prefect
-# server): a test that clears pixtract's environment for a run keeps these.
-TEST_SESSION_ENV = ("PIXTRACT_PREFECT", "PIXTRACT_DATA_DIR", "PIXTRACT_SERVER_IDLE")
+# What tests/conftest.py sets for the whole session (Prefect's ephemeral API, so that no run
+# starts a managed server in the user's own data folder): a test that clears pixtract's
+# environment for a run keeps these.
+TEST_SESSION_ENV = ("PIXTRACT_PREFECT",)
 
 
 def words(text: str) -> set[str]:
