@@ -399,7 +399,7 @@ def _run(args: argparse.Namespace, cfg, local, stop_early, watch) -> int:
 
     from pixtract.batch import run as run_core
 
-    from .apiwatch import quiet_api_loss, unreachable
+    from .apiwatch import quiet_api_loss
     from .batch import run_batch
     from .interrupt import API_LOST, exit_now, run_stoppable
 
@@ -411,7 +411,8 @@ def _run(args: argparse.Namespace, cfg, local, stop_early, watch) -> int:
     try:
         with bar, quiet_api_loss(local.api_lost):
             done = run_stoppable(lambda: run_batch(cfg, local), local, watch)
-            if without_prefect := _lost_before_writing(done, local, unreachable):
+            if without_prefect := (_api_gone(done, local) and done.error is not None
+                                   and not local.written.is_set() and not local.stop.is_set()):
                 # The server went away before the flow wrote anything (while Prefect set the flow
                 # run up, say): the run itself needs no Prefect, so it goes on without it, its
                 # answers so far coming from the cache and the pages already in progress.
@@ -424,8 +425,7 @@ def _run(args: argparse.Namespace, cfg, local, stop_early, watch) -> int:
             unsubscribe()
         if not local.stop.is_set():
             stop_early()
-    if (not isinstance(done, str) and local.written.is_set() and local.summary is not None
-            and (local.api_lost.is_set() or (done.error is not None and unreachable(done.error)))):
+    if local.written.is_set() and local.summary is not None and _api_gone(done, local):
         done = API_LOST  # the outputs were written, but Prefect's bookkeeping failed: the API is gone
     if done == API_LOST:  # the outputs are whole; waiting on Prefect would only be retries
         code = report(local.summary, cfg.out, quiet=args.quiet) if not args.log_json else exit_code(local.summary)
@@ -452,11 +452,13 @@ def _run(args: argparse.Namespace, cfg, local, stop_early, watch) -> int:
     return report(summary, cfg.out, quiet=args.quiet)
 
 
-def _lost_before_writing(done, local, unreachable) -> bool:
-    """The flow failed because Prefect's API could not be reached, before any output was written
-    and with no stop asked for."""
-    return (not isinstance(done, str) and done.error is not None and not local.written.is_set()
-            and not local.stop.is_set() and (local.api_lost.is_set() or unreachable(done.error)))
+def _api_gone(done, local) -> bool:
+    """The run was not stopped by a signal and Prefect's API went away: noticed during the run,
+    or the reason the flow failed."""
+    from .apiwatch import unreachable
+
+    return not isinstance(done, str) and (
+        local.api_lost.is_set() or (done.error is not None and unreachable(done.error)))
 
 
 def _start_workers(cfg):

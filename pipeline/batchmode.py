@@ -177,15 +177,17 @@ class BatchRound:
             self.waiting.pop(fp, None)
 
     # -- during the run --------------------------------------------------------------------------
-    def has_answer(self, body: dict) -> bool:
+    def has_answer(self, fp: str) -> bool:
+        """Whether a finished job answered the request of this fingerprint."""
         with self._lock:
-            return fingerprint(body) in self.answered
+            return fp in self.answered
 
-    def ask(self, body: dict, live, commit=None) -> ChatResponse:
-        """The answer to ``body`` from a finished job, a live answer (``live()``) for an item the
-        batch failed, or BatchPending. ``commit()`` is called before a new request is kept for
-        this run's job (it counts the request's worst case against the budget, or raises)."""
-        fp = fingerprint(body)
+    def ask(self, body: dict, live, commit=None, fp: str | None = None) -> ChatResponse:
+        """The answer to ``body`` (``fp``: its fingerprint, when the caller has it) from a
+        finished job, a live answer (``live()``) for an item the batch failed, or BatchPending.
+        ``commit()`` is called before a new request is kept for this run's job (it counts the
+        request's worst case against the budget, or raises)."""
+        fp = fp or fingerprint(body)
         with self._lock:
             done = self.answered.get(fp)
             why_failed = self.failed.get(fp)
@@ -266,24 +268,32 @@ class BatchingClient:
 
     def __init__(self, inner, round_: BatchRound, budget=None, prices: PriceTable | None = None) -> None:
         self.inner, self.round, self.budget, self.prices = inner, round_, budget, prices
+        self._last = threading.local()  # this thread's last request, its wire body and fingerprint
 
     def complete(self, request: ChatRequest, on_token=None, stream: bool = False) -> ChatResponse:
         model = self._model(request)
         if model != self.round.model:
             return self.inner.complete(request, on_token=on_token, stream=stream)
         self.inner.adapter.check_limits(request, model)
-        body = self.inner.adapter.build_body(request, model, False)
+        body, fp = self._wire(request, model)
         return self.round.ask(body, lambda: self.round.live_cost(
             self.inner.complete(request, on_token=on_token, stream=stream)),
-            commit=lambda: self._commit(request, model))
+            commit=lambda: self._commit(request, model), fp=fp)
 
     def prepaid(self, request: ChatRequest) -> bool:
         """Whether a finished batch job already holds the answer to ``request`` (so asking costs
         this run nothing: the run that submitted the job spent its budget on it)."""
         model = self._model(request)
-        if model != self.round.model:
-            return False
-        return self.round.has_answer(self.inner.adapter.build_body(request, model, False))
+        return model == self.round.model and self.round.has_answer(self._wire(request, model)[1])
+
+    def _wire(self, request: ChatRequest, model: str) -> tuple[dict, str]:
+        """The request's wire body and fingerprint, made once although the page worker asks
+        ``prepaid`` and then ``complete`` for the same request (an image body is megabytes)."""
+        last = self._last
+        if getattr(last, "request", None) is not request:
+            body = self.inner.adapter.build_body(request, model, False)
+            last.request, last.body, last.fp = request, body, fingerprint(body)
+        return last.body, last.fp
 
     def _model(self, request: ChatRequest) -> str | None:
         ep = self.inner.endpoint
